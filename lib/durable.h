@@ -1,0 +1,63 @@
+/* durable.h -- making a grain's blocks allocated and durable, then writable (private) */
+#ifndef SM_DURABLE_H
+#define SM_DURABLE_H
+
+#include "region.h"
+
+#include <stdatomic.h>
+#include <stdint.h>
+#include <sys/mman.h>
+
+/* Probe the kernel once (MADV_POPULATE_WRITE); called by sm_init(). */
+void sm_durable_init(void);
+
+/* Grain index of user address a in FAULT region r (grains follow file offsets). */
+static inline uint64_t sm_grain_of(const struct sm_region *r, uintptr_t a)
+{
+	return ((uint64_t)r->off + (a - r->start)) / r->grain;
+}
+
+/* User range of grain g, clipped to r. */
+static inline uintptr_t sm_grain_start(const struct sm_region *r, uint64_t g)
+{
+	uint64_t fo = g * r->grain;
+
+	return fo <= (uint64_t)r->off ? r->start : r->start + (uintptr_t)(fo - (uint64_t)r->off);
+}
+
+static inline uintptr_t sm_grain_end(const struct sm_region *r, uint64_t g)
+{
+	uint64_t fo = (g + 1) * r->grain;
+	uintptr_t e = r->start + (uintptr_t)(fo - (uint64_t)r->off);
+
+	return e < r->end ? e : r->end;
+}
+
+/*
+ * sm_ready -- make every grain holding [s, e) (page aligned, inside r) durable:
+ * blocks allocated and written, allocation committed.  If prot has PROT_WRITE,
+ * then give those grains prot, widening the range on ENOMEM (vm.max_map_count).
+ * Only grains that were made durable are ever made writable.
+ * Returns 0 or an errno value: ENXIO if s is at or past EOF (nothing done),
+ * ENOSPC/EDQUOT/EIO if a grain could not be made durable (it stays read-only),
+ * ENOMEM if no widening helped.  Async-signal-safe; the caller holds a ref on r.
+ */
+int sm_ready(struct sm_region *r, uintptr_t s, uintptr_t e, int prot);
+
+/* Give r's durable grains within [s, e) protection prot; the rest get prot
+ * without PROT_WRITE.  Used when the requested protection changes. */
+int sm_reprotect(struct sm_region *r, uintptr_t s, uintptr_t e, int prot);
+
+/* The protection of a FAULT mapping's grains that are not durable yet: prot
+ * without PROT_WRITE, plus PROT_READ (which x86 implies for PROT_WRITE). */
+static inline int sm_prot_readonly(int prot)
+{
+	return prot & PROT_WRITE ? (prot & ~PROT_WRITE) | PROT_READ : prot;
+}
+
+/* Fault injection for tests: while > 0 counts down at every sync; the sync that
+ * takes it to 0 fails with sm_inject_errno instead of running. */
+extern _Atomic long sm_inject_countdown;
+extern int sm_inject_errno;
+
+#endif

@@ -1,0 +1,335 @@
+/* engine.c -- the background thread: a libuv loop that readies grains ahead of writers
+ *
+ * The fault handler cannot allocate or lock, so requests travel through a
+ * fixed ring (a bounded multi-producer queue: a producer claims a slot by
+ * CAS on `head`, fills it, then publishes it through the slot's sequence
+ * number) and the loop is woken by uv_async_send, which libuv documents as
+ * async-signal-safe.  Requests carry addresses, not region pointers: the
+ * engine looks regions up again and holds a ref while it works, so an unmap
+ * waits for it instead of pulling the mapping from under it.
+ */
+#include "engine.h"
+
+#include "config.h"
+#include "durable.h"
+#include "stats.h"
+#include "syncmap.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <uv.h>
+
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+
+#define RING_SIZE 1024 /* power of two */
+
+struct req {
+	uintptr_t s, e; /* page-aligned range to ready */
+	uintptr_t trip; /* a grain start inside [s, e) left read-only, or 0 */
+};
+
+struct cell {
+	_Atomic size_t seq;
+	struct req req;
+};
+
+static struct cell ring[RING_SIZE];
+static _Atomic size_t head;
+static size_t tail; /* the engine thread's alone */
+static _Atomic uint64_t posted, served;
+
+static pthread_mutex_t start_mutex = PTHREAD_MUTEX_INITIALIZER;
+static _Atomic int running;
+static _Atomic int stopping;
+static int loop_made, forked;
+static uv_loop_t loop;
+static uv_async_t wake;
+static pthread_t thread;
+
+static void ring_reset(void)
+{
+	for (size_t i = 0; i < RING_SIZE; i++)
+		atomic_store_explicit(&ring[i].seq, i, memory_order_relaxed);
+	atomic_store(&head, 0);
+	tail = 0;
+}
+
+static int push(const struct req *q)
+{
+	size_t pos = atomic_load_explicit(&head, memory_order_relaxed);
+
+	for (;;) {
+		struct cell *c = &ring[pos & (RING_SIZE - 1)];
+		size_t seq = atomic_load_explicit(&c->seq, memory_order_acquire);
+		intptr_t dif = (intptr_t)seq - (intptr_t)pos;
+
+		if (dif == 0) {
+			if (atomic_compare_exchange_weak_explicit(&head, &pos, pos + 1, memory_order_relaxed,
+								  memory_order_relaxed)) {
+				c->req = *q;
+				/* release: the request is visible before the slot is. */
+				atomic_store_explicit(&c->seq, pos + 1, memory_order_release);
+				atomic_fetch_add(&posted, 1);
+				return 0;
+			}
+		} else if (dif < 0) {
+			return -1; /* full */
+		} else {
+			pos = atomic_load_explicit(&head, memory_order_relaxed);
+		}
+	}
+}
+
+static int pop(struct req *q)
+{
+	struct cell *c = &ring[tail & (RING_SIZE - 1)];
+
+	if (atomic_load_explicit(&c->seq, memory_order_acquire) != tail + 1)
+		return 0;
+	*q = c->req;
+	atomic_store_explicit(&c->seq, tail + RING_SIZE, memory_order_release);
+	tail++;
+	return 1;
+}
+
+static uint64_t clear_grains(struct sm_region *r, uintptr_t s, uintptr_t e)
+{
+	uint64_t n = 0, last = sm_grain_of(r, e - 1);
+
+	for (uint64_t g = sm_grain_of(r, s); g <= last; g++)
+		n += !sm_bit_test(r->bits, g);
+	return n;
+}
+
+/* Ready [s, e) of FAULT region r, leaving the tripwire grain durable but
+ * read-only: the writer's fault there is cheap (no sync) and asks for the
+ * next window. */
+static void serve_fault(struct sm_region *r, uintptr_t s, uintptr_t e, uintptr_t trip)
+{
+	uint64_t fresh = clear_grains(r, s, e);
+	int err;
+
+	if (trip > s && trip < e) {
+		uintptr_t te = sm_grain_end(r, sm_grain_of(r, trip));
+
+		err = sm_ready(r, s, trip, r->prot);
+		if (err == 0)
+			err = sm_ready(r, trip, te, 0);
+		if (err == 0 && te < e)
+			err = sm_ready(r, te, e, r->prot);
+	} else if (trip == s) {
+		uintptr_t te = sm_grain_end(r, sm_grain_of(r, trip));
+
+		err = sm_ready(r, s, te, 0);
+		if (err == 0 && te < e)
+			err = sm_ready(r, te, e, r->prot);
+	} else {
+		err = sm_ready(r, s, e, r->prot);
+	}
+	/* Errors (ENOSPC, a range past EOF) are left for the writer's own fault
+	 * to meet and report; the engine only runs ahead. */
+	if (err == 0)
+		SM_STAT_ADD(presync_grains, fresh);
+}
+
+static void serve(const struct req *q)
+{
+	uintptr_t a = q->s;
+
+	while (a < q->e) {
+		struct sm_region *r;
+		uintptr_t s, e;
+		int st = sm_region_next(a, &r);
+
+		if (st == SM_NOTFOUND)
+			return;
+		if (st == SM_BUSY) {
+			sched_yield();
+			continue;
+		}
+		if (r->start >= q->e) {
+			sm_region_put(r);
+			return;
+		}
+		s = a > r->start ? a : r->start;
+		e = q->e < r->end ? q->e : r->end;
+		if (r->mode == SYNCMAP_MODE_FAULT)
+			serve_fault(r, s, e, q->trip);
+		else if (r->mode == SYNCMAP_MODE_KERNEL && (r->prot & PROT_WRITE))
+			madvise((void *)s, e - s, MADV_POPULATE_WRITE); /* the kernel's sync faults, here */
+		sm_region_put(r);
+		a = e;
+	}
+}
+
+static void on_wake(uv_async_t *h)
+{
+	struct req q;
+
+	while (pop(&q)) {
+		serve(&q);
+		atomic_fetch_add(&served, 1);
+	}
+	if (atomic_load(&stopping))
+		uv_stop(h->loop);
+}
+
+static void *engine_main(void *arg)
+{
+	sigset_t all;
+
+	(void)arg;
+	/* Signals for the process go to the application's threads, not ours. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, NULL);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	return NULL;
+}
+
+int sm_engine_start(void)
+{
+	int rc = 0;
+
+	if (atomic_load(&running))
+		return 0;
+	pthread_mutex_lock(&start_mutex);
+	if (atomic_load(&running))
+		goto out;
+	if (!loop_made) {
+		ring_reset();
+		if (uv_loop_init(&loop) != 0 || uv_async_init(&loop, &wake, on_wake) != 0)
+			goto fail;
+		loop_made = 1;
+	} else if (forked) {
+		/* The parent's loop was copied into this child: new kernel state. */
+		if (uv_loop_fork(&loop) != 0)
+			goto fail;
+	}
+	forked = 0;
+	atomic_store(&stopping, 0);
+	if (pthread_create(&thread, NULL, engine_main, NULL) != 0)
+		goto fail;
+	atomic_store(&running, 1);
+	goto out;
+fail:
+	errno = EAGAIN;
+	rc = -1;
+out:
+	pthread_mutex_unlock(&start_mutex);
+	return rc;
+}
+
+int sm_engine_post(uintptr_t s, uintptr_t e)
+{
+	struct req q = {s, e, 0};
+
+	if (push(&q) != 0) {
+		errno = ENOMEM;
+		return -1;
+	}
+	uv_async_send(&wake);
+	return 0;
+}
+
+void sm_engine_fault(struct sm_region *r, uintptr_t a)
+{
+	uint64_t g = sm_grain_of(r, a), trip, first = sm_grain_of(r, r->start), last;
+	uint64_t depth = (uint64_t)sm_cfg.presync_depth;
+	struct req q;
+
+	if (!sm_cfg.presync || !atomic_load(&running))
+		return;
+	last = atomic_exchange(&r->eng_last, g + 1);
+	/* In order: the grain after the previous fault, the tripwire of the last
+	 * window, or the first grain of the mapping. */
+	if (last != g && atomic_load(&r->eng_expect) != g + 1 && !(last == 0 && g == first))
+		return;
+	if (sm_grain_end(r, g) >= r->end)
+		return;
+	trip = g + 1 + depth / 2;
+	q.s = sm_grain_start(r, g + 1);
+	q.e = sm_grain_end(r, g + depth);
+	q.trip = sm_grain_start(r, trip) < q.e ? sm_grain_start(r, trip) : 0;
+	atomic_store(&r->eng_expect, trip + 1);
+	if (push(&q) == 0)
+		uv_async_send(&wake);
+}
+
+void sm_engine_persisted(struct sm_region *r, uintptr_t end)
+{
+	size_t span = (size_t)sm_cfg.presync_depth * r->grain;
+	uintptr_t ahead = atomic_load_explicit(&r->eng_ahead, memory_order_relaxed);
+	uintptr_t from, to;
+
+	if (!sm_cfg.presync || !atomic_load(&running) || end + span / 2 <= ahead)
+		return;
+	from = (end + sm_cfg.page - 1) & ~(uintptr_t)(sm_cfg.page - 1);
+	if (from < ahead)
+		from = ahead;
+	to = end + span < r->end ? (end + span) & ~(uintptr_t)(sm_cfg.page - 1) : r->end;
+	if (from >= to || !atomic_compare_exchange_strong(&r->eng_ahead, &ahead, to))
+		return;
+	sm_engine_post(from, to);
+}
+
+void sm_engine_drain(void)
+{
+	uint64_t want = atomic_load(&posted);
+
+	while (atomic_load(&running) && atomic_load(&served) < want) {
+		struct timespec ts = {0, 100 * 1000};
+
+		nanosleep(&ts, NULL);
+	}
+}
+
+void sm_engine_shutdown(void)
+{
+	pthread_mutex_lock(&start_mutex);
+	if (atomic_load(&running)) {
+		atomic_store(&stopping, 1);
+		uv_async_send(&wake);
+		pthread_join(thread, NULL);
+		/* The loop and its eventfd stay: a fault handler that saw `running`
+		 * a moment ago may still call uv_async_send, harmlessly. */
+		atomic_store(&running, 0);
+	}
+	pthread_mutex_unlock(&start_mutex);
+}
+
+void sm_engine_after_fork_child(void)
+{
+	/* Only the forking thread exists here: no lock is held by anyone else
+	 * that we need, and the engine thread is gone. */
+	pthread_mutex_init(&start_mutex, NULL);
+	atomic_store(&running, 0);
+	ring_reset();
+	atomic_store(&posted, 0);
+	atomic_store(&served, 0);
+	forked = loop_made;
+}
+
+int syncmap_prepare_async(void *addr, size_t len)
+{
+	uintptr_t s, e;
+
+	sm_init();
+	if (len == 0)
+		return 0;
+	s = (uintptr_t)addr & ~(uintptr_t)(sm_cfg.page - 1);
+	e = ((uintptr_t)addr + len + sm_cfg.page - 1) & ~(uintptr_t)(sm_cfg.page - 1);
+	if (e < s) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (sm_engine_start() != 0)
+		return -1;
+	return sm_engine_post(s, e);
+}

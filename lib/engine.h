@@ -1,0 +1,31 @@
+/* engine.h -- the background thread (libuv) that readies grains ahead of writers (private) */
+#ifndef SM_ENGINE_H
+#define SM_ENGINE_H
+
+#include "region.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Start the thread if it is not running (table lock held, or any user thread).
+ * 0, or -1/EAGAIN. */
+int sm_engine_start(void);
+
+/* From the fault handler, after a FAULT grain was readied at a: if the faults
+ * of r come in order, ask the engine to ready the next grains.  Async-signal-safe. */
+void sm_engine_fault(struct sm_region *r, uintptr_t a);
+
+/* From syncmap_persist on a KERNEL region: the writer reached `end`; keep the
+ * kernel's synchronous faults ahead of it paid. */
+void sm_engine_persisted(struct sm_region *r, uintptr_t end);
+
+/* Queue [s, e) to be prepared.  0, or -1/errno (ENOMEM: queue full). */
+int sm_engine_post(uintptr_t s, uintptr_t e);
+
+/* Wait until every request queued so far has been served (tests, benchmarks). */
+void sm_engine_drain(void);
+
+void sm_engine_shutdown(void);        /* at exit: stop and join */
+void sm_engine_after_fork_child(void); /* the thread did not survive fork */
+
+#endif

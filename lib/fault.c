@@ -1,0 +1,238 @@
+/* fault.c -- the SIGSEGV handler: turns a first write into a durable grain
+ *
+ * Async-signal-safe throughout: no malloc, no stdio, no lock.  The region
+ * lookup is lock-free (region.c), making a grain durable is system calls
+ * (durable.c), and counters are relaxed atomics (stats.h).
+ */
+#include "fault.h"
+
+#include "config.h"
+#include "durable.h"
+#include "engine.h"
+#include "region.h"
+#include "stats.h"
+#include "syncmap.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <ucontext.h>
+#include <unistd.h>
+
+int (*sm_sigaction)(int, const struct sigaction *, struct sigaction *) = sigaction;
+
+/* The chained handler, double-buffered so the handler reads a consistent copy
+ * while the shim records a new one: writers (serialized by chain_mutex) fill
+ * the slot not in use, then publish its index. */
+static struct sigaction chained[2];
+static _Atomic int chained_idx;
+static pthread_mutex_t chain_mutex = PTHREAD_MUTEX_INITIALIZER;
+/* Set when the chained handler had SA_RESETHAND and has run once: from then
+ * on it is SIG_DFL, as the kernel would have reset it. */
+static _Atomic int chained_reset;
+static _Atomic int installed;
+
+int sm_fault_installed(void)
+{
+	return atomic_load(&installed);
+}
+
+void sm_fault_set_chained(const struct sigaction *act, struct sigaction *old)
+{
+	pthread_mutex_lock(&chain_mutex);
+	int i = atomic_load(&chained_idx);
+
+	if (old != NULL) {
+		*old = chained[i];
+		if (atomic_load(&chained_reset)) {
+			memset(old, 0, sizeof(*old));
+			old->sa_handler = SIG_DFL;
+		}
+	}
+	if (act != NULL) {
+		chained[!i] = *act;
+		atomic_store(&chained_reset, 0);
+		atomic_store(&chained_idx, !i);
+	}
+	pthread_mutex_unlock(&chain_mutex);
+}
+
+/* Did the faulting access write?  The hardware says so in the fault context. */
+static int is_write(const void *uctx)
+{
+	if (uctx == NULL)
+		return 1; /* syncmap_handle_fault() called without a context */
+#if defined(__x86_64__)
+	/* Page-fault error code bit 1: the access was a write. */
+	return (((const ucontext_t *)uctx)->uc_mcontext.gregs[REG_ERR] & 2) != 0;
+#elif defined(__aarch64__)
+	/* The kernel appends an esr_context record; ESR.WnR (bit 6) = write. */
+	const struct _aarch64_ctx *h = (const void *)((const ucontext_t *)uctx)->uc_mcontext.__reserved;
+
+	for (; h->magic != 0 && h->size != 0; h = (const void *)((const char *)h + h->size))
+		if (h->magic == 0x45535201 /* ESR_MAGIC */)
+			return (((const uint64_t *)h)[1] >> 6) & 1;
+	return 1;
+#else
+	return 1;
+#endif
+}
+
+static void unblock_on_return(void *uctx, int sig)
+{
+	/* The mask restored when the handler returns is the interrupted one. */
+	if (uctx != NULL)
+		sigdelset(&((ucontext_t *)uctx)->uc_sigmask, sig);
+}
+
+/* Send sig to this thread with the siginfo a kernel fault would carry.
+ * rt_tgsigqueueinfo accepts a positive si_code for a signal to oneself. */
+static void send_self(int sig, int code, void *addr)
+{
+	siginfo_t info;
+
+	memset(&info, 0, sizeof(info));
+	info.si_signo = sig;
+	info.si_code = code;
+	info.si_addr = addr;
+	syscall(SYS_rt_tgsigqueueinfo, getpid(), syscall(SYS_gettid), sig, &info);
+}
+
+/* The grain could not be made durable: SIGBUS at the faulting address, as the
+ * kernel gives for a failed MAP_SYNC fault.  Like the kernel's forced signal,
+ * it is neither ignored nor left blocked. */
+static void raise_sigbus(void *addr, void *uctx)
+{
+	struct sigaction sa;
+
+	if (sm_sigaction(SIGBUS, NULL, &sa) == 0 && sa.sa_handler == SIG_IGN) {
+		memset(&sa, 0, sizeof(sa));
+		sa.sa_handler = SIG_DFL;
+		sm_sigaction(SIGBUS, &sa, NULL);
+	}
+	unblock_on_return(uctx, SIGBUS);
+	send_self(SIGBUS, BUS_ADRERR, addr);
+}
+
+int syncmap_handle_fault(int sig, siginfo_t *si, void *uctx)
+{
+	struct sm_region *r;
+	uintptr_t a, pg;
+	int err;
+
+	if (sig != SIGSEGV || si == NULL || si->si_code != SEGV_ACCERR || !is_write(uctx))
+		return 0;
+	a = (uintptr_t)si->si_addr;
+	switch (sm_region_get(a, &r)) {
+	case SM_NOTFOUND:
+		return 0;
+	case SM_BUSY:
+		/* A writer is changing this mapping; return and let the write fault
+		 * again once it is done. */
+		sched_yield();
+		return 1;
+	default:
+		break;
+	}
+	if (r->mode != SYNCMAP_MODE_FAULT || !(r->prot & PROT_WRITE)) {
+		sm_region_put(r);
+		return 0;
+	}
+	pg = a & ~(uintptr_t)(sm_cfg.page - 1);
+	err = sm_ready(r, pg, pg + sm_cfg.page, r->prot);
+	if (err == 0) {
+		SM_STAT_ADD(faults, 1);
+		sm_engine_fault(r, a);
+	}
+	sm_region_put(r);
+	if (err == 0)
+		return 1;
+	if (err != ENXIO)
+		SM_STAT_ADD(errors, 1);
+	/* ENXIO: a write past EOF, SIGBUS as plain mmap gives; otherwise the
+	 * grain is not durable and stays read-only. */
+	raise_sigbus(si->si_addr, uctx);
+	return 1;
+}
+
+/* No handler to pass the fault to: the default action, at the original
+ * address.  A fault from the hardware faults again when the handler returns;
+ * a SIGSEGV sent by someone is sent again. */
+static void default_action(int sig, siginfo_t *si, void *uctx)
+{
+	struct sigaction dfl;
+
+	memset(&dfl, 0, sizeof(dfl));
+	dfl.sa_handler = SIG_DFL;
+	sm_sigaction(sig, &dfl, NULL);
+	unblock_on_return(uctx, sig);
+	if (si == NULL || si->si_code <= 0)
+		syscall(SYS_tgkill, getpid(), syscall(SYS_gettid), sig);
+}
+
+/* Call the chained handler as the kernel would have: its sa_mask and the
+ * signal itself (unless SA_NODEFER) blocked on top of the interrupted mask,
+ * SA_RESETHAND honoured, SA_SIGINFO deciding the signature. */
+static void chain(int sig, siginfo_t *si, void *uctx)
+{
+	struct sigaction act = chained[atomic_load(&chained_idx)];
+	sigset_t mask, saved;
+
+	if (atomic_load(&chained_reset) || act.sa_handler == SIG_DFL || act.sa_handler == SIG_IGN) {
+		/* SIG_IGN cannot ignore a fault: the kernel kills for it too. */
+		default_action(sig, si, uctx);
+		return;
+	}
+	if (act.sa_flags & SA_RESETHAND)
+		atomic_store(&chained_reset, 1);
+	if (uctx != NULL)
+		mask = ((ucontext_t *)uctx)->uc_sigmask;
+	else
+		pthread_sigmask(SIG_SETMASK, NULL, &mask);
+	for (int s = 1; s < NSIG; s++)
+		if (sigismember(&act.sa_mask, s) == 1)
+			sigaddset(&mask, s);
+	if (!(act.sa_flags & SA_NODEFER))
+		sigaddset(&mask, sig);
+	pthread_sigmask(SIG_SETMASK, &mask, &saved);
+	if (act.sa_flags & SA_SIGINFO)
+		act.sa_sigaction(sig, si, uctx);
+	else
+		act.sa_handler(sig);
+	pthread_sigmask(SIG_SETMASK, &saved, NULL);
+}
+
+static void on_segv(int sig, siginfo_t *si, void *uctx)
+{
+	int saved_errno = errno;
+
+	if (!syncmap_handle_fault(sig, si, uctx))
+		chain(sig, si, uctx);
+	errno = saved_errno;
+}
+
+int sm_fault_install(void)
+{
+	struct sigaction sa, old;
+
+	if (atomic_load(&installed))
+		return 0;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_sigaction = on_segv;
+	/* SA_ONSTACK: a stack overflow still reaches the program's handler on its
+	 * alternate stack.  SA_NODEFER: the chained handler decides whether
+	 * SIGSEGV is blocked (chain() does it).  SIGBUS blocked: a SIGBUS we raise
+	 * arrives after we return, at the faulting instruction, as the kernel's. */
+	sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_NODEFER | SA_RESTART;
+	sigemptyset(&sa.sa_mask);
+	sigaddset(&sa.sa_mask, SIGBUS);
+	if (sm_sigaction(SIGSEGV, &sa, &old) != 0)
+		return -1;
+	sm_fault_set_chained(&old, NULL);
+	atomic_store(&installed, 1);
+	return 0;
+}

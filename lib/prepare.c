@@ -1,0 +1,130 @@
+/* prepare.c -- readying ranges from application threads, and un-readying them
+ * when the file's blocks go away */
+#include "config.h"
+#include "durable.h"
+#include "region.h"
+#include "sys.h"
+#include "syncmap.h"
+
+#include <errno.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+
+static int prepare_one(struct sm_region *r, uintptr_t s, uintptr_t e)
+{
+	int err = 0;
+
+	if (r->mode == SYNCMAP_MODE_FAULT)
+		err = sm_ready(r, s, e, r->prot);
+	else if (r->mode == SYNCMAP_MODE_KERNEL && (r->prot & PROT_WRITE) &&
+		 madvise((void *)s, e - s, MADV_POPULATE_WRITE) != 0 && errno != EINVAL)
+		err = errno == EFAULT ? EIO : errno; /* EINVAL: before 5.14, the faults come later */
+	return err;
+}
+
+int syncmap_prepare(void *addr, size_t len)
+{
+	uintptr_t a, end;
+
+	sm_init();
+	a = (uintptr_t)addr & ~(uintptr_t)(sm_cfg.page - 1);
+	end = (uintptr_t)addr + len;
+	if (end < a) {
+		errno = EINVAL;
+		return -1;
+	}
+	end = (end + sm_cfg.page - 1) & ~(uintptr_t)(sm_cfg.page - 1);
+	while (a < end) {
+		struct sm_region *r;
+		uintptr_t s, e;
+		int err, st = sm_region_next(a, &r);
+
+		if (st == SM_NOTFOUND)
+			break;
+		if (st == SM_BUSY) {
+			sched_yield();
+			continue;
+		}
+		if (r->start >= end) {
+			sm_region_put(r);
+			break;
+		}
+		s = a > r->start ? a : r->start;
+		e = end < r->end ? end : r->end;
+		err = prepare_one(r, s, e);
+		sm_region_put(r);
+		if (err != 0) {
+			errno = err;
+			return -1;
+		}
+		a = e;
+	}
+	return 0;
+}
+
+/* [off, off + len) of the file, in r's user addresses widened to whole grains:
+ * a grain with any block freed is no longer durable as a whole. */
+static int affected(const struct sm_region *r, uint64_t off, uint64_t end, uintptr_t *s, uintptr_t *e)
+{
+	uint64_t r_off = (uint64_t)r->off, r_end = r_off + (r->end - r->start);
+
+	if (end <= r_off || off >= r_end)
+		return 0;
+	off = off > r_off ? off : r_off;
+	end = end < r_end ? end : r_end;
+	*s = sm_grain_start(r, off / r->grain);
+	*e = sm_grain_end(r, (end - 1) / r->grain);
+	return 1;
+}
+
+int syncmap_file_changed(int fd, off_t off, off_t len)
+{
+	struct sm_region **rs;
+	struct stat st;
+	struct sm_file *f;
+	uint64_t end;
+	size_t n;
+	int rc = 0;
+
+	sm_init();
+	if (off < 0 || len < 0) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (fstat(fd, &st) != 0)
+		return -1;
+	end = len == 0 || (uint64_t)off + (uint64_t)len < (uint64_t)off ? UINT64_MAX
+									  : (uint64_t)off + (uint64_t)len;
+	sm_table_lock();
+	f = sm_file_find(st.st_dev, st.st_ino);
+	n = f != NULL ? sm_regions_in(0, UINTPTR_MAX, &rs) : 0;
+	if (n == (size_t)-1) {
+		errno = ENOMEM;
+		rc = -1;
+		n = 0;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct sm_region *r = rs[i];
+		uintptr_t s, e;
+
+		if (r->file != f || !affected(r, (uint64_t)off, end, &s, &e))
+			continue;
+		/* Blocked, so no fault is between its sync and its upgrade while
+		 * the bits go and the protection drops. */
+		sm_region_block(r);
+		sm_bits_clear(r->bits, sm_grain_of(r, s), sm_grain_of(r, e - 1) + 1);
+		if (sm_sys_mprotect((void *)s, e - s, sm_prot_readonly(r->prot)) != 0)
+			rc = -1;
+		sm_region_unblock(r);
+	}
+	if (n > 0)
+		free(rs);
+	sm_table_unlock();
+	return rc;
+}

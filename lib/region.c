@@ -1,0 +1,598 @@
+/* region.c -- the lock-free table of syncmap mappings, their files and grain maps
+ *
+ * Readers (the fault handler, syncmap_persist, syncmap_mode) never lock: they
+ * load the published table, a sorted array of region pointers, and binary
+ * search it.  Writers (map, unmap, mprotect, mremap, file_changed) hold one
+ * mutex, build a new array and publish it with one atomic store.  Nothing a
+ * reader may still be looking at is freed under it:
+ *  - a reader announces itself in `readers` for the few instructions of a
+ *    lookup; retired tables and region records are freed only once a writer
+ *    has seen `readers` at zero after retiring them;
+ *  - a reader that keeps a region beyond the lookup holds r->refs, and takes
+ *    it only while the region is SM_LIVE; a writer that changes or removes a
+ *    region first marks it SM_BLOCKED and waits for refs to drain.
+ */
+#include "region.h"
+
+#include "config.h"
+#include "sys.h"
+#include "syncmap.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/magic.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef BCACHEFS_SUPER_MAGIC
+#define BCACHEFS_SUPER_MAGIC 0xca451a4e
+#endif
+#define ZFS_SUPER_MAGIC 0x2fc12fc1
+
+struct sm_table {
+	size_t n;
+	struct sm_table *retired_next;
+	struct sm_region *r[];
+};
+
+static pthread_mutex_t table_mutex = PTHREAD_MUTEX_INITIALIZER;
+static struct sm_table *_Atomic table;
+static _Atomic long readers;
+static struct sm_table *retired_tables;
+static struct sm_region *retired_regions;
+static struct sm_file *files;
+
+void sm_table_lock(void)
+{
+	pthread_mutex_lock(&table_mutex);
+}
+
+void sm_table_unlock(void)
+{
+	pthread_mutex_unlock(&table_mutex);
+}
+
+/* Index of the first region whose end is above a, or t->n. */
+static size_t first_ending_above(const struct sm_table *t, uintptr_t a)
+{
+	size_t lo = 0, hi = t->n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (t->r[mid]->end <= a)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+static int lookup(uintptr_t a, int containing, struct sm_region **out)
+{
+	struct sm_table *t;
+	struct sm_region *r = NULL;
+	int ret = SM_NOTFOUND;
+
+	/* seq_cst increment before the table load: a writer stores the new table
+	 * and then loads `readers`; either it sees us, or we see its new table. */
+	atomic_fetch_add(&readers, 1);
+	t = atomic_load(&table);
+	if (t != NULL) {
+		size_t i = first_ending_above(t, a);
+
+		if (i < t->n && (!containing || t->r[i]->start <= a))
+			r = t->r[i];
+	}
+	if (r != NULL) {
+		/* Dekker pair with sm_region_block(): we increment refs then load the
+		 * state, the writer stores the state then loads refs (all seq_cst). */
+		atomic_fetch_add(&r->refs, 1);
+		if (atomic_load(&r->state) == SM_LIVE) {
+			*out = r;
+			ret = SM_FOUND;
+		} else {
+			atomic_fetch_sub(&r->refs, 1);
+			ret = SM_BUSY;
+		}
+	}
+	/* Past this point we touch r only if we hold a ref on a live region. */
+	atomic_fetch_sub_explicit(&readers, 1, memory_order_release);
+	return ret;
+}
+
+int sm_region_get(uintptr_t a, struct sm_region **out)
+{
+	return lookup(a, 1, out);
+}
+
+int sm_region_next(uintptr_t a, struct sm_region **out)
+{
+	return lookup(a, 0, out);
+}
+
+int sm_regions_any(uintptr_t s, uintptr_t e)
+{
+	struct sm_table *t;
+	int any = 0;
+
+	atomic_fetch_add(&readers, 1);
+	t = atomic_load(&table);
+	if (t != NULL) {
+		size_t i = first_ending_above(t, s);
+
+		any = i < t->n && t->r[i]->start < e;
+	}
+	atomic_fetch_sub_explicit(&readers, 1, memory_order_release);
+	return any;
+}
+
+static void wait_drain(struct sm_region *r)
+{
+	/* A fault in flight finishes in a bounded time (populate + msync +
+	 * mprotect); yield first, then sleep so a long msync is not spun on. */
+	for (unsigned spins = 0; atomic_load(&r->refs) != 0; spins++) {
+		if (spins < 64) {
+			sched_yield();
+		} else {
+			struct timespec ts = {0, 50 * 1000};
+
+			nanosleep(&ts, NULL);
+		}
+	}
+}
+
+void sm_region_block(struct sm_region *r)
+{
+	atomic_store(&r->state, SM_BLOCKED);
+	wait_drain(r);
+}
+
+void sm_region_unblock(struct sm_region *r)
+{
+	atomic_store(&r->state, SM_LIVE);
+}
+
+static void reclaim(void)
+{
+	/* Everything on the lists was unpublished before this load; with no reader
+	 * inside a lookup now, none can still hold a pointer to it. */
+	if (atomic_load(&readers) != 0)
+		return;
+	while (retired_tables != NULL) {
+		struct sm_table *t = retired_tables;
+
+		retired_tables = t->retired_next;
+		free(t);
+	}
+	while (retired_regions != NULL) {
+		struct sm_region *r = retired_regions;
+
+		retired_regions = r->retired_next;
+		free(r);
+	}
+}
+
+static void publish(struct sm_table *t)
+{
+	struct sm_table *old = atomic_exchange(&table, t);
+
+	if (old != NULL) {
+		old->retired_next = retired_tables;
+		retired_tables = old;
+	}
+}
+
+static struct sm_table *table_alloc(size_t n)
+{
+	struct sm_table *t = malloc(sizeof(*t) + n * sizeof(t->r[0]));
+
+	if (t != NULL)
+		t->n = 0;
+	return t;
+}
+
+int sm_region_insert(struct sm_region *r)
+{
+	struct sm_table *old = atomic_load(&table);
+	size_t n = old ? old->n : 0;
+	struct sm_table *t = table_alloc(n + 1);
+	size_t i;
+
+	if (t == NULL) {
+		errno = ENOMEM;
+		return -1;
+	}
+	i = old ? first_ending_above(old, r->start) : 0;
+	if (i > 0)
+		memcpy(t->r, old->r, i * sizeof(t->r[0]));
+	t->r[i] = r;
+	if (n > i)
+		memcpy(t->r + i + 1, old->r + i, (n - i) * sizeof(t->r[0]));
+	t->n = n + 1;
+	atomic_store(&r->state, SM_LIVE);
+	publish(t);
+	reclaim();
+	return 0;
+}
+
+size_t sm_regions_in(uintptr_t s, uintptr_t e, struct sm_region ***out)
+{
+	struct sm_table *t = atomic_load(&table);
+	size_t i, j, n;
+
+	*out = NULL;
+	if (t == NULL || s >= e)
+		return 0;
+	i = first_ending_above(t, s);
+	for (j = i; j < t->n && t->r[j]->start < e; j++)
+		;
+	n = j - i;
+	if (n == 0)
+		return 0;
+	*out = malloc(n * sizeof(**out));
+	if (*out == NULL)
+		return (size_t)-1;
+	memcpy(*out, t->r + i, n * sizeof(**out));
+	return n;
+}
+
+static void release(struct sm_region *r)
+{
+	sm_file_put(r->file);
+	sm_bits_put(r->bits);
+}
+
+void sm_region_destroy(struct sm_region *r)
+{
+	if (r->alias != NULL)
+		sm_sys_munmap(r->alias, r->end - r->start);
+	release(r);
+	free(r);
+}
+
+int sm_cut_begin(struct sm_cut *c, uintptr_t s, uintptr_t e)
+{
+	size_t n = sm_regions_in(s, e, &c->old);
+
+	c->s = s;
+	c->e = e;
+	c->n = 0;
+	c->fresh = NULL;
+	c->next = NULL;
+	if (n == (size_t)-1) {
+		errno = ENOMEM;
+		return -1;
+	}
+	if (n > 0) {
+		c->next = table_alloc(atomic_load(&table)->n + 2 * n);
+		c->fresh = calloc(3 * n, sizeof(*c->fresh));
+		if (c->next == NULL || c->fresh == NULL)
+			goto fail;
+		for (size_t i = 0; i < 3 * n; i++) {
+			c->fresh[i] = calloc(1, sizeof(struct sm_region));
+			if (c->fresh[i] == NULL)
+				goto fail;
+		}
+	}
+	c->n = n;
+	for (size_t i = 0; i < n; i++)
+		sm_region_block(c->old[i]);
+	return 0;
+fail:
+	for (size_t i = 0; c->fresh != NULL && i < 3 * n; i++)
+		free(c->fresh[i]);
+	free(c->fresh);
+	free(c->next);
+	free(c->old);
+	errno = ENOMEM;
+	return -1;
+}
+
+static void cut_free(struct sm_cut *c)
+{
+	for (size_t i = 0; i < 3 * c->n; i++)
+		free(c->fresh[i]);
+	free(c->fresh);
+	free(c->next);
+	free(c->old);
+	c->n = 0;
+}
+
+void sm_cut_abort(struct sm_cut *c)
+{
+	for (size_t i = 0; i < c->n; i++)
+		sm_region_unblock(c->old[i]);
+	cut_free(c);
+}
+
+/* A copy of r limited to [s, e), taking its own references. */
+static struct sm_region *piece(struct sm_region *slot, const struct sm_region *r, uintptr_t s,
+			       uintptr_t e, int prot)
+{
+	memcpy(slot, r, sizeof(*slot));
+	slot->start = s;
+	slot->end = e;
+	slot->off = r->off + (off_t)(s - r->start);
+	slot->prot = prot;
+	if (r->alias != NULL)
+		slot->alias = r->alias + (s - r->start);
+	if (r->file != NULL)
+		r->file->nref++;
+	if (r->bits != NULL)
+		r->bits->nref++;
+	atomic_init(&slot->state, SM_LIVE);
+	atomic_init(&slot->refs, 0);
+	atomic_init(&slot->eng_last, 0);
+	atomic_init(&slot->eng_expect, 0);
+	atomic_init(&slot->eng_ahead, 0);
+	slot->retired_next = NULL;
+	return slot;
+}
+
+void sm_cut_commit(struct sm_cut *c, int drop, int prot)
+{
+	struct sm_table *old = atomic_load(&table);
+	struct sm_table *t = c->next;
+	size_t k = 0, used = 0;
+
+	if (c->n == 0) {
+		cut_free(c);
+		return;
+	}
+	for (size_t i = 0; i < old->n; i++) {
+		struct sm_region *r = old->r[i];
+
+		if (k < c->n && r == c->old[k]) {
+			uintptr_t ms = r->start > c->s ? r->start : c->s;
+			uintptr_t me = r->end < c->e ? r->end : c->e;
+
+			if (r->start < ms)
+				t->r[t->n++] = piece(c->fresh[used++], r, r->start, ms, r->prot);
+			if (!drop)
+				t->r[t->n++] = piece(c->fresh[used++], r, ms, me, prot);
+			else if (r->alias != NULL)
+				sm_sys_munmap(r->alias + (ms - r->start), me - ms);
+			if (me < r->end)
+				t->r[t->n++] = piece(c->fresh[used++], r, me, r->end, r->prot);
+			k++;
+		} else {
+			t->r[t->n++] = r;
+		}
+	}
+	publish(t);
+	c->next = NULL;
+	for (size_t i = 0; i < c->n; i++) {
+		struct sm_region *r = c->old[i];
+
+		atomic_store(&r->state, SM_DEAD);
+		release(r);
+		r->retired_next = retired_regions;
+		retired_regions = r;
+	}
+	/* The fresh slots handed to the table are no longer ours to free. */
+	for (size_t i = 0; i < used; i++)
+		c->fresh[i] = NULL;
+	cut_free(c);
+	reclaim();
+}
+
+struct sm_file *sm_file_find(dev_t dev, ino_t ino)
+{
+	for (struct sm_file *f = files; f != NULL; f = f->next)
+		if (f->dev == dev && f->ino == ino)
+			return f;
+	return NULL;
+}
+
+static int is_cow_fs(int fd)
+{
+	struct statfs sf;
+
+	if (fstatfs(fd, &sf) != 0)
+		return 0;
+	switch ((unsigned long)sf.f_type) {
+	case BTRFS_SUPER_MAGIC:
+	case BCACHEFS_SUPER_MAGIC:
+	case ZFS_SUPER_MAGIC:
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+static int is_dax(int fd)
+{
+#ifdef STATX_ATTR_DAX
+	struct statx stx;
+
+	if (statx(fd, "", AT_EMPTY_PATH, STATX_BASIC_STATS, &stx) == 0)
+		return (stx.stx_attributes_mask & STATX_ATTR_DAX) && (stx.stx_attributes & STATX_ATTR_DAX);
+#else
+	(void)fd;
+#endif
+	return 0;
+}
+
+struct sm_file *sm_file_get(int fd)
+{
+	struct stat st;
+	struct sm_file *f;
+
+	if (fstat(fd, &st) != 0)
+		return NULL;
+	f = sm_file_find(st.st_dev, st.st_ino);
+	if (f != NULL) {
+		f->nref++;
+		return f;
+	}
+	f = calloc(1, sizeof(*f));
+	if (f == NULL)
+		return NULL;
+	/* Our own descriptor: the user may close theirs right after mapping, as
+	 * mmap(2) allows; O_CLOEXEC so that exec leaks nothing of ours. */
+	f->fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+	if (f->fd < 0) {
+		free(f);
+		return NULL;
+	}
+	f->dev = st.st_dev;
+	f->ino = st.st_ino;
+	f->nref = 1;
+	f->dax = is_dax(fd);
+	f->cow = is_cow_fs(fd);
+	f->next = files;
+	files = f;
+	return f;
+}
+
+void sm_file_put(struct sm_file *f)
+{
+	struct sm_file **pp;
+
+	if (f == NULL || --f->nref > 0)
+		return;
+	for (pp = &files; *pp != f; pp = &(*pp)->next)
+		;
+	*pp = f->next;
+	close(f->fd);
+	free(f);
+}
+
+struct sm_bits *sm_bits_new(off_t off, size_t len, size_t grain)
+{
+	struct sm_bits *b = calloc(1, sizeof(*b));
+	size_t words;
+	void *w;
+
+	if (b == NULL)
+		return NULL;
+	b->g0 = (uint64_t)off / grain;
+	b->n = ((uint64_t)off + len - 1) / grain - b->g0 + 1;
+	words = (b->n + 63) / 64;
+	b->bytes = (words * 8 + sm_cfg.page - 1) & ~(sm_cfg.page - 1);
+	/* MAP_NORESERVE: a 1 TiB sparse mapping needs 32 MiB of bits at 4 KiB
+	 * grains, of which only the words of written grains are ever touched. */
+	w = sm_sys_mmap(NULL, b->bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (w == MAP_FAILED) {
+		free(b);
+		return NULL;
+	}
+	b->w = w;
+	b->nref = 1;
+	return b;
+}
+
+void sm_bits_put(struct sm_bits *b)
+{
+	if (b == NULL || --b->nref > 0)
+		return;
+	sm_sys_munmap((void *)b->w, b->bytes);
+	free(b);
+}
+
+void sm_bits_clear(struct sm_bits *b, uint64_t from, uint64_t to)
+{
+	if (from < b->g0)
+		from = b->g0;
+	if (to > b->g0 + b->n)
+		to = b->g0 + b->n;
+	for (uint64_t g = from; g < to;) {
+		uint64_t i = g - b->g0, bit = i % 64, cnt = 64 - bit;
+		uint64_t mask;
+
+		if (cnt > to - g)
+			cnt = to - g;
+		mask = (cnt == 64 ? ~(uint64_t)0 : (((uint64_t)1 << cnt) - 1)) << bit;
+		atomic_fetch_and(&b->w[i / 64], ~mask);
+		g += cnt;
+	}
+}
+
+uint64_t sm_bits_next(struct sm_bits *b, uint64_t g, uint64_t hi, int want)
+{
+	uint64_t end = b->g0 + b->n;
+
+	if (g < b->g0) {
+		if (!want)
+			return g < hi ? g : hi;
+		g = b->g0;
+	}
+	while (g < hi && g < end) {
+		uint64_t i = g - b->g0;
+		uint64_t word = atomic_load_explicit(&b->w[i / 64], memory_order_acquire);
+
+		/* Bits past n in the last word are zero: "clear", as outside the map. */
+		if (!want)
+			word = ~word;
+		word >>= i % 64;
+		if (word != 0) {
+			g += (uint64_t)__builtin_ctzll(word);
+			return g < hi ? g : hi;
+		}
+		g += 64 - i % 64;
+	}
+	if (g >= hi)
+		return hi;
+	return want ? hi : g; /* past the map: clear */
+}
+
+uint64_t sm_bits_prev_set(struct sm_bits *b, uint64_t g, uint64_t lo)
+{
+	if (g >= b->g0 + b->n)
+		g = b->g0 + b->n - 1;
+	if (lo < b->g0)
+		lo = b->g0;
+	while (g >= lo && g != UINT64_MAX) {
+		uint64_t i = g - b->g0;
+		uint64_t word = atomic_load_explicit(&b->w[i / 64], memory_order_acquire);
+		uint64_t step = i % 64 + 1;
+
+		word <<= 63 - i % 64; /* drop the bits above i */
+		if (word != 0) {
+			uint64_t hit = g - (uint64_t)__builtin_clzll(word);
+
+			return hit >= lo ? hit : UINT64_MAX;
+		}
+		if (i < step)
+			break;
+		g -= step;
+	}
+	return UINT64_MAX;
+}
+
+void sm_table_after_fork_child(void)
+{
+	struct sm_table *t = atomic_load(&table);
+
+	atomic_store(&readers, 0);
+	for (size_t i = 0; t != NULL && i < t->n; i++)
+		atomic_store(&t->r[i]->refs, 0);
+}
+
+enum syncmap_mode syncmap_mode(const void *addr)
+{
+	struct sm_region *r;
+
+	for (;;) {
+		switch (sm_region_get((uintptr_t)addr, &r)) {
+		case SM_NOTFOUND:
+			return SYNCMAP_MODE_NONE;
+		case SM_FOUND: {
+			enum syncmap_mode m = (enum syncmap_mode)r->mode;
+
+			sm_region_put(r);
+			return m;
+		}
+		default:
+			sched_yield(); /* a writer is changing it: ask again when done */
+		}
+	}
+}

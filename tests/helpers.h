@@ -1,0 +1,69 @@
+/* helpers.h -- shared test fixtures: loop-mounted filesystems, FIEMAP, /proc/self/maps */
+#ifndef SM_TEST_HELPERS_H
+#define SM_TEST_HELPERS_H
+
+#include <limits.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* A fresh filesystem on a loop device over /dev/shm, mounted in a private
+ * mount namespace of the calling process: when the process ends, however it
+ * ends, the kernel unmounts it and detaches the loop device. */
+struct loopfs {
+	char img[PATH_MAX]; /* backing image (removed by loopfs_done) */
+	char dir[PATH_MAX]; /* mount point */
+};
+
+/* 0, or -1 with a reason in why (not root, no loop devices, mkfs failed):
+ * the caller reports a skip, never a pass. */
+int loopfs_make(struct loopfs *fs, const char *fstype, unsigned mib, const char *mount_opts, char *why,
+		size_t whylen);
+/* Mount an existing image (a copy of fs->img, say) at a new mount point. */
+int loopfs_mount_image(struct loopfs *fs, const char *img, const char *mount_opts, char *why, size_t whylen);
+void loopfs_done(struct loopfs *fs);
+
+/* Skip the current Criterion test unless a loop filesystem could be made. */
+#define LOOPFS_OR_SKIP(fs, type, mib, opts)                                                                  \
+	do {                                                                                                 \
+		char why_[256];                                                                              \
+		if (loopfs_make((fs), (type), (mib), (opts), why_, sizeof(why_)) != 0)                      \
+			cr_skip_test("needs a loop-mounted %s: %s", (type), why_);                          \
+	} while (0)
+
+/* A new sparse file of len bytes under dir; returns an O_RDWR fd, path in out. */
+int make_sparse(const char *dir, const char *name, size_t len, char *out, size_t outlen);
+
+/* FIEMAP: is every byte of [off, off+len) in an extent that is allocated
+ * and written (no DELALLOC, UNKNOWN or UNWRITTEN flag)?  1 yes, 0 no, -1 error. */
+int range_allocated(int fd, off_t off, size_t len);
+/* FIEMAP: does any extent intersect [off, off+len)?  Flags returned in *flags
+ * (ORed over the intersecting extents).  1 yes, 0 no, -1 error. */
+int range_has_extent(int fd, off_t off, size_t len, uint32_t *flags);
+/* Number of extents of the file (-1 on error). */
+long extent_count(int fd);
+
+/* The permissions string ("rw-s") of the mapping holding addr; 0 or -1. */
+int maps_perms(const void *addr, char perms[5]);
+/* Number of lines in /proc/self/maps (the process's VMA count). */
+long maps_count(void);
+
+/* Deterministic pattern byte for page i of a test file. */
+static inline unsigned char pattern(size_t i, unsigned salt)
+{
+	return (unsigned char)(((i * 2654435761u) >> 7) ^ salt ^ 0x5a);
+}
+
+/* xorshift64 */
+static inline uint64_t rnd(uint64_t *s)
+{
+	*s ^= *s << 13;
+	*s ^= *s >> 7;
+	*s ^= *s << 17;
+	return *s;
+}
+
+/* Set an environment variable and reload the library's settings. */
+void sm_test_env(const char *name, const char *value);
+
+#endif

@@ -1,0 +1,260 @@
+/* test_fault.c -- the SIGSEGV handler: our faults, everybody else's, SIGBUS, injection */
+#include "durable.h"
+#include "helpers.h"
+#include "syncmap.h"
+
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#define PG 4096
+/* Stores the compiler may not move past the checks that follow them. */
+#define POKE(p, v) (*(volatile char *)(p) = (char)(v))
+
+static char path[PATH_MAX];
+
+static char *fault_map(size_t len, size_t file_len)
+{
+	int fd;
+	char *p;
+
+	sm_test_env("SYNCMAP_PRESYNC", "0"); /* every first write faults */
+	snprintf(path, sizeof(path), "/dev/shm/syncmap-fault-%d", (int)getpid());
+	fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	cr_assert(fd >= 0);
+	cr_assert_eq(ftruncate(fd, (off_t)file_len), 0);
+	p = syncmap_mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	cr_assert_neq(p, MAP_FAILED);
+	cr_assert_eq(syncmap_mode(p), SYNCMAP_MODE_FAULT);
+	close(fd);
+	return p;
+}
+
+static void cleanup(void)
+{
+	if (path[0] != '\0')
+		unlink(path);
+}
+
+TestSuite(fault, .fini = cleanup);
+
+/* A guard page the program protects itself, and its own handler that opens
+ * it: the classic trick the library must not break. */
+static volatile sig_atomic_t app_faults;
+static char *volatile guard;
+
+static void app_handler(int sig, siginfo_t *si, void *uctx)
+{
+	(void)sig;
+	(void)uctx;
+	if ((char *)si->si_addr >= guard && (char *)si->si_addr < guard + PG) {
+		app_faults++;
+		mprotect(guard, PG, PROT_READ | PROT_WRITE);
+		return;
+	}
+	_exit(99); /* not the fault this handler is for */
+}
+
+Test(fault, earlier_handler_still_gets_its_faults)
+{
+	struct sigaction sa = {0};
+	char *p;
+
+	guard = mmap(NULL, PG, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	sa.sa_sigaction = app_handler;
+	sa.sa_flags = SA_SIGINFO;
+	sigaction(SIGSEGV, &sa, NULL);
+	p = fault_map(16 * PG, 16 * PG); /* installs the library's handler on top */
+	POKE(&p[0], 1);                       /* ours */
+	POKE(&guard[10], 2);                  /* the program's */
+	POKE(&p[9 * PG], 3);                  /* ours again */
+	cr_expect_eq(app_faults, 1);
+	cr_expect_eq(guard[10], 2);
+	cr_expect_eq(p[9 * PG], 3);
+}
+
+Test(fault, null_write_still_kills, .signal = SIGSEGV)
+{
+	char *p = fault_map(4 * PG, 4 * PG);
+
+	POKE(&p[0], 1);
+	*(volatile int *)NULL = 1;
+}
+
+Test(fault, write_to_read_only_syncmap_mapping_kills, .signal = SIGSEGV)
+{
+	char *p = fault_map(4 * PG, 4 * PG); /* a FAULT mapping exists: the handler is in */
+	int fd = open(path, O_RDWR);
+	char *ro = syncmap_mmap(NULL, 4 * PG, PROT_READ, MAP_SHARED, fd, 0);
+
+	cr_assert_neq(ro, MAP_FAILED);
+	POKE(&p[0], 1);
+	POKE(ro, 1);
+}
+
+Test(fault, write_after_mprotect_read_kills, .signal = SIGSEGV)
+{
+	char *p = fault_map(4 * PG, 4 * PG);
+
+	POKE(&p[0], 1);
+	cr_assert_eq(syncmap_mprotect(p, 4 * PG, PROT_READ), 0);
+	POKE(p + PG, 1);
+}
+
+Test(fault, write_beyond_eof_is_sigbus, .signal = SIGBUS)
+{
+	char *p = fault_map(4 * PG, PG); /* one page of file under four of mapping */
+
+	POKE(&p[0], 1);
+	POKE(p + 2 * PG, 1);
+}
+
+Test(fault, last_partial_page_is_writable)
+{
+	char *p = fault_map(4 * PG, PG + 100);
+
+	POKE(&p[PG + 50], 'x');
+	POKE(&p[2 * PG - 1], 'y'); /* past EOF but inside its page: allowed, as with mmap */
+	cr_expect_eq(p[PG + 50], 'x');
+}
+
+static volatile sig_atomic_t resethand_calls;
+
+static void resethand_handler(int sig)
+{
+	(void)sig;
+	resethand_calls++;
+	mprotect(guard, PG, PROT_READ | PROT_WRITE);
+}
+
+Test(fault, resethand_handler_runs_once, .signal = SIGSEGV)
+{
+	struct sigaction sa = {0};
+	char *p;
+
+	guard = mmap(NULL, PG, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	sa.sa_handler = resethand_handler;
+	sa.sa_flags = SA_RESETHAND;
+	sigaction(SIGSEGV, &sa, NULL);
+	p = fault_map(4 * PG, 4 * PG);
+	POKE(&guard[0], 1); /* the handler runs and is reset */
+	cr_assert_eq(resethand_calls, 1);
+	POKE(&p[0], 1); /* the library's faults still work */
+	mprotect(guard, PG, PROT_NONE);
+	POKE(&guard[0], 2); /* default action now */
+	cr_assert_fail("still alive after a second fault with SA_RESETHAND");
+}
+
+static volatile sig_atomic_t mask_ok = -1;
+
+static void mask_handler(int sig, siginfo_t *si, void *uctx)
+{
+	sigset_t cur;
+
+	(void)sig;
+	(void)si;
+	(void)uctx;
+	pthread_sigmask(SIG_SETMASK, NULL, &cur);
+	/* sa_mask had SIGUSR1; SIGSEGV itself blocked (no SA_NODEFER). */
+	mask_ok = sigismember(&cur, SIGUSR1) == 1 && sigismember(&cur, SIGSEGV) == 1;
+	mprotect(guard, PG, PROT_READ | PROT_WRITE);
+}
+
+Test(fault, chained_handler_gets_its_mask)
+{
+	struct sigaction sa = {0};
+	char *p;
+
+	guard = mmap(NULL, PG, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	sa.sa_sigaction = mask_handler;
+	sa.sa_flags = SA_SIGINFO;
+	sigemptyset(&sa.sa_mask);
+	sigaddset(&sa.sa_mask, SIGUSR1);
+	sigaction(SIGSEGV, &sa, NULL);
+	p = fault_map(4 * PG, 4 * PG);
+	POKE(&p[0], 1);
+	POKE(&guard[0], 1);
+	cr_expect_eq(mask_ok, 1, "the chained handler ran with its sa_mask and SIGSEGV blocked");
+}
+
+/* A program that owns SIGSEGV: its handler, installed after ours, asks the
+ * library first. */
+static volatile sig_atomic_t owner_calls;
+
+static void owner_handler(int sig, siginfo_t *si, void *uctx)
+{
+	owner_calls++;
+	if (syncmap_handle_fault(sig, si, uctx))
+		return;
+	_exit(98);
+}
+
+Test(fault, program_owning_sigsegv_calls_handle_fault)
+{
+	struct sigaction sa = {0};
+	char *p = fault_map(16 * PG, 16 * PG);
+
+	sa.sa_sigaction = owner_handler;
+	sa.sa_flags = SA_SIGINFO;
+	sigaction(SIGSEGV, &sa, NULL);
+	POKE(&p[0], 1);
+	POKE(&p[8 * PG], 2);
+	cr_expect_geq(owner_calls, 1);
+	cr_expect_eq(p[8 * PG], 2);
+	cr_expect_eq(syncmap_handle_fault(SIGBUS, NULL, NULL), 0, "not a SIGSEGV: not ours");
+}
+
+/* Fault injection: the sync step fails; the write must end in SIGBUS with
+ * the grain still read-only and the error counted. */
+static char *volatile victim; /* read by the SIGBUS handler */
+
+static void on_sigbus(int sig, siginfo_t *si, void *uctx)
+{
+	struct syncmap_stats st;
+	char perms[5] = "";
+
+	(void)sig;
+	(void)uctx;
+	syncmap_stats_get(&st);
+	if (si->si_addr != victim || si->si_code != BUS_ADRERR)
+		_exit(10);
+	if (st.errors != 1)
+		_exit(11);
+	if (maps_perms(victim, perms) != 0 || perms[1] != '-')
+		_exit(12); /* made writable although its sync failed */
+	_exit(42);
+}
+
+Test(fault, failed_sync_is_sigbus_and_never_writable, .exit_code = 42)
+{
+	struct sigaction sa = {0};
+	char *p = fault_map(64 * PG, 64 * PG);
+
+	sa.sa_sigaction = on_sigbus;
+	sa.sa_flags = SA_SIGINFO;
+	sigaction(SIGBUS, &sa, NULL);
+	POKE(&p[0], 1); /* fine */
+	sm_inject_errno = EIO;
+	atomic_store(&sm_inject_countdown, 1);
+	victim = p + 32 * PG + 16; /* another grain, whatever the grain size */
+	POKE(victim, 1);
+	cr_assert_fail("the write went through");
+}
+
+Test(fault, failed_sync_with_sigbus_ignored_still_kills, .signal = SIGBUS)
+{
+	char *p = fault_map(16 * PG, 16 * PG);
+
+	signal(SIGBUS, SIG_IGN);
+	sm_inject_errno = ENOSPC;
+	atomic_store(&sm_inject_countdown, 1);
+	POKE(&p[0], 1);
+	cr_assert_fail("the write went through");
+}

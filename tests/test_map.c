@@ -1,0 +1,372 @@
+/* test_map.c -- syncmap_mmap and friends: modes, mmap's errors, the table across unmap/mprotect/mremap */
+#include "helpers.h"
+#include "syncmap.h"
+
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#define PG 4096
+
+/* tmpfs refuses MAP_SYNC, so every shared writable mapping there is FAULT
+ * mode: the tests of this file need neither root nor a loop device. */
+static char path[PATH_MAX];
+
+static int shm_file(size_t len)
+{
+	snprintf(path, sizeof(path), "/dev/shm/syncmap-map-%d", (int)getpid());
+	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+
+	cr_assert(fd >= 0);
+	cr_assert_eq(ftruncate(fd, (off_t)len), 0);
+	return fd;
+}
+
+static void cleanup(void)
+{
+	if (path[0] != '\0')
+		unlink(path);
+}
+
+TestSuite(map, .fini = cleanup);
+
+struct bad_case {
+	const char *what;
+	size_t len;
+	int prot, flags;
+	int fd_kind; /* 0: rw file, 1: ro file, 2: closed fd, 3: directory, 4: append-only, 5: -1 */
+	off_t off;
+	void *addr;
+};
+
+static int open_kind(int kind)
+{
+	switch (kind) {
+	case 0:
+		return open(path, O_RDWR);
+	case 1:
+		return open(path, O_RDONLY);
+	case 2: {
+		int fd = open(path, O_RDWR);
+
+		close(fd);
+		return fd;
+	}
+	case 3:
+		return open("/dev/shm", O_RDONLY | O_DIRECTORY);
+	case 4:
+		return open(path, O_RDWR | O_APPEND);
+	default:
+		return -1;
+	}
+}
+
+Test(map, bad_arguments_fail_like_mmap)
+{
+	static const struct bad_case cases[] = {
+		{"length 0", 0, PROT_READ | PROT_WRITE, MAP_SHARED, 0, 0, NULL},
+		{"unaligned offset", PG, PROT_READ | PROT_WRITE, MAP_SHARED, 0, 100, NULL},
+		{"negative offset", PG, PROT_READ | PROT_WRITE, MAP_SHARED, 0, -PG, NULL},
+		{"closed descriptor", PG, PROT_READ | PROT_WRITE, MAP_SHARED, 2, 0, NULL},
+		{"descriptor -1", PG, PROT_READ | PROT_WRITE, MAP_SHARED, 5, 0, NULL},
+		{"PROT_WRITE on O_RDONLY", PG, PROT_READ | PROT_WRITE, MAP_SHARED, 1, 0, NULL},
+		{"O_APPEND (allowed: only the append-only attribute refuses)", PG, PROT_READ | PROT_WRITE,
+		 MAP_SHARED, 4, 0, NULL},
+		{"directory", PG, PROT_READ | PROT_WRITE, MAP_SHARED, 3, 0, NULL},
+		{"no sharing type", PG, PROT_READ | PROT_WRITE, 0, 0, 0, NULL},
+		{"unknown flag with VALIDATE", PG, PROT_READ | PROT_WRITE, MAP_SHARED_VALIDATE | 0x200000, 0, 0, NULL},
+		{"offset past the end (allowed)", PG, PROT_READ | PROT_WRITE, MAP_SHARED, 0, 1024 * PG, NULL},
+		{"MAP_FIXED_NOREPLACE on a taken page", PG, PROT_READ | PROT_WRITE,
+		 MAP_SHARED | MAP_FIXED_NOREPLACE, 0, 0, (void *)-1},
+		{"MAP_FIXED unaligned", PG, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, 0, 0, (void *)0x10001},
+		{"huge length", (size_t)-PG, PROT_READ | PROT_WRITE, MAP_SHARED, 0, 0, NULL},
+		{"read-only, closed fd", PG, PROT_READ, MAP_SHARED, 2, 0, NULL},
+		{"private, directory", PG, PROT_READ | PROT_WRITE, MAP_PRIVATE, 3, 0, NULL},
+	};
+
+	void *taken = mmap(NULL, PG, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	close(shm_file(4 * PG));
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const struct bad_case *c = &cases[i];
+		int fd = open_kind(c->fd_kind);
+		void *want, *got;
+		int want_errno, got_errno;
+
+		void *addr = c->addr == (void *)-1 ? taken : c->addr; /* -1: a page in use */
+		errno = 0;
+		want = mmap(addr, c->len, c->prot, c->flags, fd, c->off);
+		want_errno = errno;
+		errno = 0;
+		got = syncmap_mmap(addr, c->len, c->prot, c->flags, fd, c->off);
+		got_errno = errno;
+		cr_expect_eq(got == MAP_FAILED, want == MAP_FAILED, "%s: syncmap_mmap %s, mmap %s", c->what,
+			     got == MAP_FAILED ? "failed" : "succeeded", want == MAP_FAILED ? "failed" : "succeeded");
+		if (want == MAP_FAILED)
+			cr_expect_eq(got_errno, want_errno, "%s: errno %d (%s), mmap gives %d (%s)", c->what,
+				     got_errno, strerror(got_errno), want_errno, strerror(want_errno));
+		if (want != MAP_FAILED)
+			munmap(want, c->len);
+		if (got != MAP_FAILED)
+			syncmap_munmap(got, c->len);
+		if (fd >= 0)
+			close(fd);
+	}
+}
+
+Test(map, modes)
+{
+	int fd = shm_file(4 * PG);
+	char *p;
+
+	p = syncmap_mmap(NULL, 4 * PG, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	cr_assert_neq(p, MAP_FAILED);
+	cr_expect_eq(syncmap_mode(p), SYNCMAP_MODE_FAULT, "tmpfs refuses MAP_SYNC: FAULT mode");
+	cr_expect_eq(syncmap_mode(p + 4 * PG - 1), SYNCMAP_MODE_FAULT);
+	cr_expect_eq(syncmap_mode(p + 4 * PG), SYNCMAP_MODE_NONE);
+	cr_assert_eq(syncmap_munmap(p, 4 * PG), 0);
+	cr_expect_eq(syncmap_mode(p), SYNCMAP_MODE_NONE);
+
+	p = syncmap_mmap(NULL, 4 * PG, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+	cr_expect_eq(syncmap_mode(p), SYNCMAP_MODE_NONE, "private: plain mmap");
+	syncmap_munmap(p, 4 * PG);
+	p = syncmap_mmap(NULL, 4 * PG, PROT_READ, MAP_SHARED, fd, 0);
+	cr_expect_eq(syncmap_mode(p), SYNCMAP_MODE_NONE, "read-only: plain mmap");
+	syncmap_munmap(p, 4 * PG);
+	p = syncmap_mmap(NULL, 4 * PG, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	cr_expect_eq(syncmap_mode(p), SYNCMAP_MODE_NONE, "anonymous: plain mmap");
+	p[0] = 1; /* and writable at once */
+	syncmap_munmap(p, 4 * PG);
+
+	errno = 0;
+	p = syncmap_mmap(NULL, 4 * PG, PROT_READ | PROT_WRITE, MAP_SHARED_VALIDATE | MAP_SYNC, fd, 0);
+	cr_expect_eq(p, MAP_FAILED, "asking for MAP_SYNC itself gets the kernel's refusal");
+	cr_expect_eq(errno, EOPNOTSUPP);
+	close(fd);
+}
+
+Test(map, mode_kernel_refused_where_map_sync_is)
+{
+	int fd = shm_file(4 * PG);
+
+	sm_test_env("SYNCMAP_MODE", "kernel");
+	errno = 0;
+	cr_expect_eq(syncmap_mmap(NULL, 4 * PG, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0), MAP_FAILED);
+	cr_expect_eq(errno, EOPNOTSUPP);
+	close(fd);
+}
+
+Test(map, fault_mode_writes_reach_the_file_after_close)
+{
+	int fd = shm_file(16 * PG);
+	char *p = syncmap_mmap(NULL, 16 * PG, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	char buf[PG];
+	struct syncmap_stats st;
+
+	cr_assert_neq(p, MAP_FAILED);
+	close(fd); /* as mmap allows */
+	for (int i = 0; i < 16; i++)
+		memset(p + i * PG, 'a' + i, PG);
+	cr_assert_eq(syncmap_persist(p, 16 * PG), 0);
+	syncmap_stats_get(&st);
+	cr_expect_geq(st.faults, 1);
+	cr_expect_geq(st.maps_fault, 1);
+	fd = open(path, O_RDONLY);
+	for (int i = 0; i < 16; i++) {
+		cr_assert_eq(pread(fd, buf, PG, (off_t)i * PG), PG);
+		cr_expect_eq(buf[0], 'a' + i);
+		cr_expect_eq(buf[PG - 1], 'a' + i);
+	}
+	close(fd);
+	syncmap_munmap(p, 16 * PG);
+}
+
+Test(map, grain_is_made_writable_whole)
+{
+	int fd = shm_file(64 * PG);
+	char *p, perms[5];
+	struct syncmap_stats a, b;
+
+	sm_test_env("SYNCMAP_GRAIN", "65536");
+	p = syncmap_mmap(NULL, 64 * PG, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	cr_assert_neq(p, MAP_FAILED);
+	cr_assert_eq(maps_perms(p, perms), 0);
+	cr_expect_eq(perms[1], '-', "FAULT mapping starts read-only, got %s", perms);
+	syncmap_stats_get(&a);
+	p[5 * PG] = 1; /* grain 0 = pages 0..15 */
+	for (int i = 0; i < 16; i++)
+		p[i * PG] = 2;
+	syncmap_stats_get(&b);
+	cr_expect_eq(b.faults - a.faults, 1, "one fault for the whole 64 KiB grain, got %llu",
+		     (unsigned long long)(b.faults - a.faults));
+	cr_assert_eq(maps_perms(p + 16 * PG, perms), 0);
+	cr_expect_eq(perms[1], '-', "grain 1 untouched stays read-only");
+	close(fd);
+	syncmap_munmap(p, 64 * PG);
+}
+
+Test(map, partial_munmap_keeps_the_rest)
+{
+	int fd = shm_file(16 * PG);
+	char *p, buf;
+
+	sm_test_env("SYNCMAP_GRAIN", "4096");
+	p = syncmap_mmap(NULL, 16 * PG, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	cr_assert_neq(p, MAP_FAILED);
+	p[0] = 'x';
+	cr_assert_eq(syncmap_munmap(p + 4 * PG, 4 * PG), 0);
+	cr_expect_eq(syncmap_mode(p + 5 * PG), SYNCMAP_MODE_NONE);
+	cr_expect_eq(syncmap_mode(p + 3 * PG), SYNCMAP_MODE_FAULT);
+	cr_expect_eq(syncmap_mode(p + 8 * PG), SYNCMAP_MODE_FAULT);
+	p[3 * PG] = 'y';
+	p[15 * PG] = 'z';
+	cr_expect_eq(pread(fd, &buf, 1, 3 * PG), 1);
+	cr_expect_eq(buf, 'y');
+	cr_expect_eq(pread(fd, &buf, 1, 15 * PG), 1);
+	cr_expect_eq(buf, 'z');
+	cr_expect_eq(syncmap_munmap(p + 1, PG), -1, "unaligned munmap");
+	cr_expect_eq(errno, EINVAL);
+	cr_expect_eq(syncmap_munmap(p, 0), -1, "empty munmap");
+	cr_expect_eq(errno, EINVAL);
+	cr_assert_eq(syncmap_munmap(p, 16 * PG), 0);
+	cr_expect_eq(syncmap_mode(p + 8 * PG), SYNCMAP_MODE_NONE);
+	close(fd);
+}
+
+Test(map, map_fixed_replaces_a_region)
+{
+	int fd = shm_file(16 * PG);
+	char *p = syncmap_mmap(NULL, 16 * PG, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	char *q, buf;
+
+	cr_assert_neq(p, MAP_FAILED);
+	q = syncmap_mmap(p + 4 * PG, 4 * PG, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+	cr_assert_eq(q, p + 4 * PG);
+	cr_expect_eq(syncmap_mode(q), SYNCMAP_MODE_NONE);
+	cr_expect_eq(syncmap_mode(p), SYNCMAP_MODE_FAULT);
+	cr_expect_eq(syncmap_mode(p + 8 * PG), SYNCMAP_MODE_FAULT);
+	q[0] = 'a'; /* anonymous memory now: not the file */
+	cr_expect_eq(pread(fd, &buf, 1, 4 * PG), 1);
+	cr_expect_eq(buf, 0);
+	/* And a syncmap mapping over the anonymous part again. */
+	q = syncmap_mmap(p + 4 * PG, 4 * PG, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd, 4 * PG);
+	cr_assert_eq(q, p + 4 * PG);
+	cr_expect_eq(syncmap_mode(q), SYNCMAP_MODE_FAULT);
+	q[1] = 'b';
+	cr_expect_eq(pread(fd, &buf, 1, 4 * PG + 1), 1);
+	cr_expect_eq(buf, 'b');
+	syncmap_munmap(p, 16 * PG);
+	close(fd);
+}
+
+Test(map, mprotect_write_only_on_durable_grains)
+{
+	int fd = shm_file(16 * PG);
+	char *p, perms[5];
+	struct syncmap_stats a, b;
+
+	sm_test_env("SYNCMAP_GRAIN", "4096");
+	p = syncmap_mmap(NULL, 16 * PG, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	cr_assert_neq(p, MAP_FAILED);
+	p[2 * PG] = 1; /* grain 2 durable */
+	cr_assert_eq(syncmap_mprotect(p, 16 * PG, PROT_READ), 0);
+	cr_assert_eq(maps_perms(p + 2 * PG, perms), 0);
+	cr_expect_eq(perms[1], '-', "read-only after mprotect(PROT_READ)");
+	cr_assert_eq(syncmap_mprotect(p, 16 * PG, PROT_READ | PROT_WRITE), 0);
+	cr_assert_eq(maps_perms(p + 2 * PG, perms), 0);
+	cr_expect_eq(perms[1], 'w', "a durable grain is writable again at once");
+	cr_assert_eq(maps_perms(p + 3 * PG, perms), 0);
+	cr_expect_eq(perms[1], '-', "a grain never made durable stays read-only: %s", perms);
+	syncmap_stats_get(&a);
+	p[2 * PG] = 2;
+	syncmap_stats_get(&b);
+	cr_expect_eq(a.faults, b.faults, "no fault on the durable grain");
+	p[3 * PG] = 3;
+	syncmap_stats_get(&b);
+	cr_expect_eq(b.faults, a.faults + 1, "the other grain faults first");
+	/* mprotect of part of the region splits it; both parts stay FAULT. */
+	cr_assert_eq(syncmap_mprotect(p + 8 * PG, 4 * PG, PROT_READ), 0);
+	cr_expect_eq(syncmap_mode(p + 9 * PG), SYNCMAP_MODE_FAULT);
+	cr_expect_eq(syncmap_mode(p + 13 * PG), SYNCMAP_MODE_FAULT);
+	p[13 * PG] = 4;
+	cr_expect_eq(syncmap_mprotect(p + 1, PG, PROT_READ), -1);
+	cr_expect_eq(errno, EINVAL);
+	syncmap_munmap(p, 16 * PG);
+	close(fd);
+}
+
+static void check_file(int fd, size_t pages, unsigned salt)
+{
+	unsigned char buf;
+
+	for (size_t i = 0; i < pages; i++) {
+		cr_assert_eq(pread(fd, &buf, 1, (off_t)(i * PG + 7)), 1);
+		cr_assert_eq(buf, pattern(i, salt), "page %zu: %u != %u", i, buf, pattern(i, salt));
+	}
+}
+
+Test(map, mremap_grow_move_shrink)
+{
+	int fd = shm_file(64 * PG);
+	char *p, *q;
+
+	sm_test_env("SYNCMAP_GRAIN", "8192");
+	p = syncmap_mmap(NULL, 8 * PG, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	cr_assert_neq(p, MAP_FAILED);
+	for (size_t i = 0; i < 8; i++)
+		p[i * PG + 7] = (char)pattern(i, 1);
+	/* Grow, allowed to move. */
+	q = syncmap_mremap(p, 8 * PG, 32 * PG, MREMAP_MAYMOVE);
+	cr_assert_neq(q, MAP_FAILED, "mremap: %s", strerror(errno));
+	cr_expect_eq(syncmap_mode(q + 20 * PG), SYNCMAP_MODE_FAULT);
+	for (size_t i = 0; i < 32; i++)
+		q[i * PG + 7] = (char)pattern(i, 1);
+	check_file(fd, 32, 1);
+	/* Grow again: the whole range, even if the first grow left two regions. */
+	p = syncmap_mremap(q, 32 * PG, 48 * PG, MREMAP_MAYMOVE);
+	cr_assert_neq(p, MAP_FAILED, "second grow: %s", strerror(errno));
+	for (size_t i = 0; i < 48; i++)
+		p[i * PG + 7] = (char)pattern(i, 2);
+	check_file(fd, 48, 2);
+	/* Move to a fixed place. */
+	q = mmap(NULL, 48 * PG, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	cr_assert_neq(q, MAP_FAILED);
+	q = syncmap_mremap(p, 48 * PG, 48 * PG, MREMAP_MAYMOVE | MREMAP_FIXED, q);
+	cr_assert_neq(q, MAP_FAILED, "fixed move: %s", strerror(errno));
+	cr_expect_eq(syncmap_mode(p), SYNCMAP_MODE_NONE, "old place no longer ours");
+	cr_expect_eq(syncmap_mode(q), SYNCMAP_MODE_FAULT);
+	for (size_t i = 0; i < 48; i++) {
+		cr_expect_eq((unsigned char)q[i * PG + 7], pattern(i, 2));
+		q[i * PG + 7] = (char)pattern(i, 3);
+	}
+	check_file(fd, 48, 3);
+	/* Shrink. */
+	p = syncmap_mremap(q, 48 * PG, 16 * PG, 0);
+	cr_assert_eq(p, q);
+	cr_expect_eq(syncmap_mode(q + 20 * PG), SYNCMAP_MODE_NONE);
+	cr_expect_eq(syncmap_mremap(q, 16 * PG, 32 * PG, MREMAP_DONTUNMAP | MREMAP_MAYMOVE), MAP_FAILED);
+	cr_expect_eq(errno, EINVAL);
+	syncmap_munmap(q, 16 * PG);
+	close(fd);
+}
+
+Test(map, plain_mappings_pass_through)
+{
+	char *p = syncmap_mmap(NULL, 4 * PG, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	char *q;
+
+	cr_assert_neq(p, MAP_FAILED);
+	p[0] = 1;
+	cr_expect_eq(syncmap_mprotect(p, 4 * PG, PROT_READ), 0);
+	q = syncmap_mremap(p, 4 * PG, 8 * PG, MREMAP_MAYMOVE);
+	cr_assert_neq(q, MAP_FAILED);
+	cr_expect_eq(q[0], 1);
+	cr_expect_eq(syncmap_munmap(q, 8 * PG), 0);
+	cr_expect_eq(syncmap_persist(q, PG), -1, "persist of an unmapped range fails as msync does");
+	cr_expect_eq(errno, ENOMEM);
+}
