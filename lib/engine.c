@@ -21,7 +21,9 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <sys/mman.h>
+#include <stdlib.h>
 #include <time.h>
+#include <unistd.h>
 #include <uv.h>
 
 #ifndef MADV_POPULATE_WRITE
@@ -48,10 +50,20 @@ static _Atomic uint64_t posted, served;
 static pthread_mutex_t start_mutex = PTHREAD_MUTEX_INITIALIZER;
 static _Atomic int running;
 static _Atomic int stopping;
-static int loop_made, forked;
-static uv_loop_t loop;
-static uv_async_t wake;
+/* One loop per process.  A forked child does not reuse its copy of the
+ * parent's: uv_loop_fork is experimental, and the copied async handle may
+ * carry a "wake-up pending" flag that nobody will ever clear. */
+static uv_loop_t *loop;
+static uv_async_t *_Atomic wake;
 static pthread_t thread;
+
+static void wake_up(void)
+{
+	uv_async_t *w = atomic_load(&wake);
+
+	if (w != NULL)
+		uv_async_send(w);
+}
 
 static void ring_reset(void)
 {
@@ -189,8 +201,30 @@ static void *engine_main(void *arg)
 	/* Signals for the process go to the application's threads, not ours. */
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, NULL);
-	uv_run(&loop, UV_RUN_DEFAULT);
+	uv_run(loop, UV_RUN_DEFAULT);
 	return NULL;
+}
+
+static int make_loop(void)
+{
+	uv_loop_t *l = malloc(sizeof(*l));
+	uv_async_t *w = malloc(sizeof(*w));
+
+	ring_reset(); /* nothing is queued while no thread runs */
+	if (l == NULL || w == NULL || uv_loop_init(l) != 0) {
+		free(l);
+		free(w);
+		return -1;
+	}
+	if (uv_async_init(l, w, on_wake) != 0) {
+		uv_loop_close(l);
+		free(l);
+		free(w);
+		return -1;
+	}
+	loop = l;
+	atomic_store(&wake, w);
+	return 0;
 }
 
 int sm_engine_start(void)
@@ -202,17 +236,8 @@ int sm_engine_start(void)
 	pthread_mutex_lock(&start_mutex);
 	if (atomic_load(&running))
 		goto out;
-	if (!loop_made) {
-		ring_reset();
-		if (uv_loop_init(&loop) != 0 || uv_async_init(&loop, &wake, on_wake) != 0)
-			goto fail;
-		loop_made = 1;
-	} else if (forked) {
-		/* The parent's loop was copied into this child: new kernel state. */
-		if (uv_loop_fork(&loop) != 0)
-			goto fail;
-	}
-	forked = 0;
+	if (loop == NULL && make_loop() != 0)
+		goto fail;
 	atomic_store(&stopping, 0);
 	if (pthread_create(&thread, NULL, engine_main, NULL) != 0)
 		goto fail;
@@ -234,7 +259,7 @@ int sm_engine_post(uintptr_t s, uintptr_t e)
 		errno = ENOMEM;
 		return -1;
 	}
-	uv_async_send(&wake);
+	wake_up();
 	return 0;
 }
 
@@ -259,7 +284,7 @@ void sm_engine_fault(struct sm_region *r, uintptr_t a)
 	q.trip = sm_grain_start(r, trip) < q.e ? sm_grain_start(r, trip) : 0;
 	atomic_store(&r->eng_expect, trip + 1);
 	if (push(&q) == 0)
-		uv_async_send(&wake);
+		wake_up();
 }
 
 void sm_engine_persisted(struct sm_region *r, uintptr_t end)
@@ -295,7 +320,7 @@ void sm_engine_shutdown(void)
 	pthread_mutex_lock(&start_mutex);
 	if (atomic_load(&running)) {
 		atomic_store(&stopping, 1);
-		uv_async_send(&wake);
+		wake_up();
 		pthread_join(thread, NULL);
 		/* The loop and its eventfd stay: a fault handler that saw `running`
 		 * a moment ago may still call uv_async_send, harmlessly. */
@@ -306,14 +331,19 @@ void sm_engine_shutdown(void)
 
 void sm_engine_after_fork_child(void)
 {
-	/* Only the forking thread exists here: no lock is held by anyone else
-	 * that we need, and the engine thread is gone. */
+	/* Only the forking thread exists here, and the engine thread is gone.
+	 * The copy of the parent's loop is abandoned (its descriptors are
+	 * close-on-exec; its epoll one is closed here); the next start makes a
+	 * loop of the child's own. */
 	pthread_mutex_init(&start_mutex, NULL);
 	atomic_store(&running, 0);
+	atomic_store(&wake, NULL);
+	if (loop != NULL)
+		close(uv_backend_fd(loop));
+	loop = NULL;
 	ring_reset();
 	atomic_store(&posted, 0);
 	atomic_store(&served, 0);
-	forked = loop_made;
 }
 
 int syncmap_prepare_async(void *addr, size_t len)

@@ -11,8 +11,8 @@
  * mount namespace of the calling process: when the process ends, however it
  * ends, the kernel unmounts it and detaches the loop device. */
 struct loopfs {
-	char img[PATH_MAX]; /* backing image (removed by loopfs_done) */
-	char dir[PATH_MAX]; /* mount point */
+	char img[256]; /* backing image (removed by loopfs_done) */
+	char dir[256]; /* mount point */
 };
 
 /* 0, or -1 with a reason in why (not root, no loop devices, mkfs failed):

@@ -1,1 +1,273 @@
+/* test_durable.c -- what FAULT mode promises, checked on ext4 on a loop device:
+ * written grains are allocated before any msync, survive a crash image,
+ * ENOSPC ends in SIGBUS, and the VMA limit is met by widening */
+#include "config.h"
+#include "helpers.h"
+#include "syncmap.h"
+
 #include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/fiemap.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define PG 4096
+#define FILE_LEN ((size_t)64 << 20)
+#define NPAGES 64
+#define POKE(p, v) (*(volatile unsigned char *)(p) = (unsigned char)(v))
+
+static struct loopfs fs, copy;
+
+static void cleanup(void)
+{
+	loopfs_done(&copy);
+	loopfs_done(&fs);
+}
+
+TestSuite(durable, .fini = cleanup);
+
+/* NPAGES distinct random pages of a FILE_LEN file. */
+static void pick_pages(size_t *pages, uint64_t seed)
+{
+	for (size_t i = 0; i < NPAGES; i++) {
+	again:
+		pages[i] = rnd(&seed) % (FILE_LEN / PG);
+		for (size_t j = 0; j < i; j++)
+			if (pages[j] == pages[i])
+				goto again;
+	}
+}
+
+static void write_pages(unsigned char *p, const size_t *pages, unsigned salt)
+{
+	for (size_t i = 0; i < NPAGES; i++)
+		memset(p + pages[i] * PG, pattern(pages[i], salt), PG);
+}
+
+static int fsync_dir(const char *dir)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY);
+	int rc = fsync(fd);
+
+	close(fd);
+	return rc;
+}
+
+Test(durable, written_grains_are_allocated_before_any_msync)
+{
+	size_t pages[NPAGES], grain;
+	int fd, cfd;
+	unsigned char *p, *c;
+	uint32_t flags;
+
+	LOOPFS_OR_SKIP(&fs, "ext4", 256, "commit=60");
+	sm_test_env("SYNCMAP_PRESYNC", "0");
+	grain = sm_cfg.grain;
+	fd = make_sparse(fs.dir, "fault.dat", FILE_LEN, NULL, 0);
+	cfd = make_sparse(fs.dir, "plain.dat", FILE_LEN, NULL, 0);
+	cr_assert(fd >= 0 && cfd >= 0);
+	p = syncmap_mmap(NULL, FILE_LEN, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	c = mmap(NULL, FILE_LEN, PROT_READ | PROT_WRITE, MAP_SHARED, cfd, 0);
+	cr_assert(p != MAP_FAILED && c != MAP_FAILED);
+	cr_assert_eq(syncmap_mode(p), SYNCMAP_MODE_FAULT, "ext4 without DAX refuses MAP_SYNC");
+	pick_pages(pages, 0x1234);
+	write_pages(c, pages, 1);
+	write_pages(p, pages, 1);
+	for (size_t i = 0; i < NPAGES; i++) {
+		off_t g = (off_t)(pages[i] * PG / grain * grain);
+
+		cr_expect_eq(range_allocated(fd, g, grain), 1, "FAULT: grain at %lld not allocated+written",
+			     (long long)g);
+		cr_expect_eq(range_allocated(cfd, (off_t)(pages[i] * PG), PG), 0,
+			     "control: page %zu allocated already, the test could not fail", pages[i]);
+		cr_expect_eq(range_has_extent(cfd, (off_t)(pages[i] * PG), PG, &flags), 1);
+		cr_expect(flags & FIEMAP_EXTENT_DELALLOC, "control: page %zu not delalloc (flags %#x)", pages[i],
+			  flags);
+	}
+	syncmap_munmap(p, FILE_LEN);
+	munmap(c, FILE_LEN);
+	close(fd);
+	close(cfd);
+}
+
+/* Copy the loop image while the filesystem is live: the device's state at
+ * that instant, which is what a crash would leave.  Mount the copy (ext4
+ * replays its journal) and look at the files there. */
+Test(durable, crash_image_keeps_every_written_grain, .timeout = 120)
+{
+	size_t pages[NPAGES], grain;
+	char cmd[1024], why[256], fpath[PATH_MAX];
+	int fd, cfd;
+	unsigned char *p, *c, buf[PG];
+
+	LOOPFS_OR_SKIP(&fs, "ext4", 256, "commit=60");
+	sm_test_env("SYNCMAP_PRESYNC", "0");
+	grain = sm_cfg.grain;
+	fd = make_sparse(fs.dir, "fault.dat", FILE_LEN, NULL, 0);
+	cfd = make_sparse(fs.dir, "plain.dat", FILE_LEN, NULL, 0);
+	cr_assert(fd >= 0 && cfd >= 0);
+	/* The files themselves must exist in the image: commit them first. */
+	cr_assert_eq(fsync(fd), 0);
+	cr_assert_eq(fsync(cfd), 0);
+	cr_assert_eq(fsync_dir(fs.dir), 0);
+	p = syncmap_mmap(NULL, FILE_LEN, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	c = mmap(NULL, FILE_LEN, PROT_READ | PROT_WRITE, MAP_SHARED, cfd, 0);
+	cr_assert(p != MAP_FAILED && c != MAP_FAILED);
+	pick_pages(pages, 0xbeef);
+	/* The control first: the FAULT writes after it commit the shared
+	 * journal, and it must lose its pages even so. */
+	write_pages(c, pages, 2);
+	write_pages(p, pages, 2);
+	/* Half of the FAULT pages are also persisted: their data must survive. */
+	for (size_t i = 0; i < NPAGES; i += 2)
+		cr_assert_eq(syncmap_persist(p + pages[i] * PG, PG), 0);
+
+	snprintf(copy.img, sizeof(copy.img), "%.200s.crash", fs.img); /* removed by cleanup */
+	snprintf(cmd, sizeof(cmd), "cp --sparse=always '%s' '%s'", fs.img, copy.img);
+	cr_assert_eq(system(cmd), 0);
+	cr_assert_eq(loopfs_mount_image(&copy, copy.img, "", why, sizeof(why)), 0, "mounting the crash image: %s",
+		     why);
+
+	snprintf(fpath, sizeof(fpath), "%s/fault.dat", copy.dir);
+	int cf = open(fpath, O_RDONLY);
+	snprintf(fpath, sizeof(fpath), "%s/plain.dat", copy.dir);
+	int cc = open(fpath, O_RDONLY);
+
+	cr_assert(cf >= 0 && cc >= 0, "files missing from the crash image");
+	for (size_t i = 0; i < NPAGES; i++) {
+		off_t g = (off_t)(pages[i] * PG / grain * grain);
+
+		cr_expect_eq(range_allocated(cf, g, grain), 1, "crash image: FAULT grain at %lld lost",
+			     (long long)g);
+		if (i % 2 == 0) {
+			cr_assert_eq(pread(cf, buf, PG, (off_t)(pages[i] * PG)), PG);
+			cr_expect_eq(buf[0], pattern(pages[i], 2), "persisted page %zu lost its data", pages[i]);
+			cr_expect_eq(buf[PG - 1], pattern(pages[i], 2));
+		}
+	}
+	cr_expect_eq(extent_count(cc), 0, "the plain-mmap control kept blocks: the test could not fail");
+	close(cf);
+	close(cc);
+	syncmap_munmap(p, FILE_LEN);
+	munmap(c, FILE_LEN);
+	close(fd);
+	close(cfd);
+}
+
+/* ENOSPC: a write the library cannot make durable ends in SIGBUS at its
+ * address, counted, and its grain is left read-only. */
+static unsigned char *volatile writing;
+
+static void on_sigbus(int sig, siginfo_t *si, void *uctx)
+{
+	struct syncmap_stats st;
+	char perms[5] = "";
+
+	(void)sig;
+	(void)uctx;
+	syncmap_stats_get(&st);
+	if ((unsigned char *)si->si_addr != writing)
+		_exit(10);
+	if (st.errors == 0)
+		_exit(11);
+	if (maps_perms(writing, perms) != 0 || perms[1] != '-')
+		_exit(12);
+	_exit(42);
+}
+
+Test(durable, enospc_is_sigbus_and_nothing_upgraded, .timeout = 120)
+{
+	unsigned char *p, buf;
+	size_t written = 0;
+	pid_t pid;
+	int fd, st;
+
+	LOOPFS_OR_SKIP(&fs, "ext4", 8, "commit=60");
+	sm_test_env("SYNCMAP_PRESYNC", "0");
+	fd = make_sparse(fs.dir, "big.dat", FILE_LEN, NULL, 0);
+	cr_assert(fd >= 0);
+	p = syncmap_mmap(NULL, FILE_LEN, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	cr_assert_neq(p, MAP_FAILED);
+	pid = fork();
+	if (pid == 0) {
+		struct sigaction sa = {0};
+
+		sa.sa_sigaction = on_sigbus;
+		sa.sa_flags = SA_SIGINFO;
+		sigaction(SIGBUS, &sa, NULL);
+		for (size_t i = 0; i < FILE_LEN / PG; i++) {
+			writing = p + i * PG + 1;
+			POKE(writing, pattern(i, 3));
+		}
+		_exit(20); /* 64 MiB fit in 8: impossible */
+	}
+	cr_assert_eq(waitpid(pid, &st, 0), pid);
+	cr_assert(WIFEXITED(st), "child died of signal %d", WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+	cr_assert_eq(WEXITSTATUS(st), 42, "child exit %d (10 wrong address, 11 not counted, 12 upgraded, 20 no ENOSPC)",
+		     WEXITSTATUS(st));
+	/* What the child wrote before the disk filled is in the file. */
+	for (size_t i = 0; pread(fd, &buf, 1, (off_t)(i * PG + 1)) == 1 && buf == pattern(i, 3); i++)
+		written++;
+	cr_expect_gt(written, 100, "only %zu pages fit before ENOSPC", written);
+	syncmap_munmap(p, FILE_LEN);
+	close(fd);
+}
+
+/* Fill the process's VMA budget with an anonymous mapping of alternating
+ * protections, leaving `spare` VMAs: the FAULT mapping then runs into
+ * vm.max_map_count without the test changing the system's limit. */
+static void *fill_vmas(long spare, size_t *len)
+{
+	FILE *f = fopen("/proc/sys/vm/max_map_count", "re");
+	long max = 0, n;
+	char *a;
+
+	cr_assert(f != NULL && fscanf(f, "%ld", &max) == 1);
+	fclose(f);
+	n = max - maps_count() - spare;
+	cr_assert_gt(n, 0);
+	*len = (size_t)(n + 1) * PG;
+	a = mmap(NULL, *len, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	cr_assert_neq(a, MAP_FAILED);
+	for (long i = 1; i < n; i += 2)
+		cr_assert_eq(mprotect(a + i * PG, PG, PROT_NONE), 0, "filling VMAs at %ld: %s", i, strerror(errno));
+	return a;
+}
+
+Test(durable, vma_limit_is_met_by_widening, .timeout = 240)
+{
+	const size_t len = (size_t)32 << 20, writes = len / PG / 2;
+	struct syncmap_stats st;
+	unsigned char *p, buf;
+	size_t fill_len;
+	void *fill;
+	int fd;
+
+	LOOPFS_OR_SKIP(&fs, "ext4", 128, "commit=60");
+	sm_test_env("SYNCMAP_GRAIN", "4096");
+	sm_test_env("SYNCMAP_PRESYNC", "0");
+	fd = make_sparse(fs.dir, "sparse.dat", len, NULL, 0);
+	p = syncmap_mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	cr_assert_neq(p, MAP_FAILED);
+	/* Room for ~1000 grains upgraded one by one; the test writes 4096
+	 * isolated ones (every other page), each of which would cost 2 VMAs. */
+	fill = fill_vmas(2000, &fill_len);
+	for (size_t i = 0; i < writes; i++)
+		POKE(p + 2 * i * PG, pattern(i, 4));
+	for (size_t i = 0; i < writes; i++) {
+		cr_assert_eq(pread(fd, &buf, 1, (off_t)(2 * i * PG)), 1);
+		cr_assert_eq(buf, pattern(i, 4), "page %zu", 2 * i);
+	}
+	syncmap_stats_get(&st);
+	cr_expect_eq(st.errors, 0);
+	cr_expect_gt(st.bytes_prepared, writes * PG, "no widening happened: the limit was never reached");
+	munmap(fill, fill_len);
+	syncmap_munmap(p, len);
+	close(fd);
+}

@@ -1,1 +1,126 @@
+/* test_engine.c -- the background thread: prepare_async and pre-sync ahead of sequential writers */
+#include "engine.h"
+#include "helpers.h"
+#include "syncmap.h"
+
 #include <criterion/criterion.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define PG 4096
+#define POKE(p, v) (*(volatile unsigned char *)(p) = (unsigned char)(v))
+
+static struct loopfs fs;
+
+static void cleanup(void)
+{
+	loopfs_done(&fs);
+}
+
+TestSuite(engine, .fini = cleanup);
+
+static unsigned char *map_file(const char *name, size_t len, int *fdp)
+{
+	int fd = make_sparse(fs.dir, name, len, NULL, 0);
+	unsigned char *p;
+
+	cr_assert(fd >= 0);
+	p = syncmap_mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	cr_assert_neq(p, MAP_FAILED);
+	*fdp = fd;
+	return p;
+}
+
+Test(engine, prepare_async_readies_the_range)
+{
+	const size_t len = (size_t)8 << 20;
+	struct syncmap_stats a, b;
+	unsigned char *p;
+	int fd;
+
+	LOOPFS_OR_SKIP(&fs, "ext4", 64, "commit=60");
+	sm_test_env("SYNCMAP_PRESYNC", "0");
+	p = map_file("async.dat", len, &fd);
+	cr_assert_eq(syncmap_prepare_async(p + PG, 2 << 20), 0);
+	sm_engine_drain();
+	cr_assert_eq(range_allocated(fd, 0, 2 << 20), 1, "the engine made the range durable");
+	syncmap_stats_get(&a);
+	for (size_t i = 1; i < (2 << 20) / PG; i++)
+		POKE(p + i * PG, i);
+	syncmap_stats_get(&b);
+	cr_expect_eq(a.faults, b.faults, "no fault where the engine prepared");
+	syncmap_munmap(p, len);
+	close(fd);
+}
+
+Test(engine, sequential_writer_is_run_ahead_of)
+{
+	const size_t len = (size_t)16 << 20;
+	struct syncmap_stats st;
+	unsigned char *p;
+	int fd;
+
+	LOOPFS_OR_SKIP(&fs, "ext4", 64, "commit=60");
+	sm_test_env("SYNCMAP_PRESYNC", "1");
+	sm_test_env("SYNCMAP_GRAIN", "65536");
+	p = map_file("seq.dat", len, &fd);
+	for (size_t i = 0; i < len / PG; i++) {
+		POKE(p + i * PG, i);
+		if (i % 16 == 15)
+			usleep(500); /* a writer with something else to do */
+	}
+	syncmap_stats_get(&st);
+	cr_expect_gt(st.presync_grains, 0, "the engine never ran ahead");
+	cr_expect_lt(st.faults + st.presync_grains / 2, len / 65536 + 1,
+		     "faults %llu, presynced %llu: the writer did not get ahead help",
+		     (unsigned long long)st.faults, (unsigned long long)st.presync_grains);
+	cr_assert_eq(range_allocated(fd, 0, len), 1);
+	syncmap_munmap(p, len);
+	close(fd);
+}
+
+Test(engine, unmap_while_engine_works)
+{
+	const size_t len = (size_t)32 << 20;
+	unsigned char *p;
+	int fd;
+
+	LOOPFS_OR_SKIP(&fs, "ext4", 128, "commit=60");
+	for (int round = 0; round < 20; round++) {
+		p = map_file("race.dat", len, &fd);
+		cr_assert_eq(syncmap_prepare_async(p, len), 0);
+		POKE(p, 1);
+		cr_assert_eq(syncmap_munmap(p, len), 0); /* waits for the engine's ref */
+		close(fd);
+	}
+	sm_engine_drain();
+	cr_expect_eq(syncmap_mode(p), SYNCMAP_MODE_NONE);
+}
+
+Test(engine, forked_child_restarts_engine)
+{
+	const size_t len = (size_t)4 << 20;
+	unsigned char *p;
+	pid_t pid;
+	int fd, st;
+
+	LOOPFS_OR_SKIP(&fs, "ext4", 64, "commit=60");
+	p = map_file("fork.dat", len, &fd);
+	POKE(p, 1);
+	pid = fork();
+	if (pid == 0) {
+		if (syncmap_prepare_async(p + PG, len - PG) != 0)
+			_exit(2);
+		sm_engine_drain();
+		_exit(range_allocated(fd, 0, len) == 1 ? 0 : 3);
+	}
+	cr_assert_eq(waitpid(pid, &st, 0), pid);
+	cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child status %#x", st);
+	syncmap_munmap(p, len);
+	close(fd);
+}
