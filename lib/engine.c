@@ -53,8 +53,8 @@ static _Atomic int stopping;
 /* One loop per process.  A forked child does not reuse its copy of the
  * parent's: uv_loop_fork is experimental, and the copied async handle may
  * carry a "wake-up pending" flag that nobody will ever clear. */
-static uv_loop_t *loop;
-static uv_async_t *_Atomic wake;
+static uv_loop_t *loop, *stale_loop;
+static uv_async_t *_Atomic wake, *stale_wake;
 static pthread_t thread;
 
 static void wake_up(void)
@@ -211,6 +211,10 @@ static int make_loop(void)
 	uv_async_t *w = malloc(sizeof(*w));
 
 	ring_reset(); /* nothing is queued while no thread runs */
+	free(stale_loop); /* a forked child's copy of its parent's loop */
+	free(stale_wake);
+	stale_loop = NULL;
+	stale_wake = NULL;
 	if (l == NULL || w == NULL || uv_loop_init(l) != 0) {
 		free(l);
 		free(w);
@@ -337,9 +341,10 @@ void sm_engine_after_fork_child(void)
 	 * loop of the child's own. */
 	pthread_mutex_init(&start_mutex, NULL);
 	atomic_store(&running, 0);
-	atomic_store(&wake, NULL);
+	stale_wake = atomic_exchange(&wake, NULL);
 	if (loop != NULL)
 		close(uv_backend_fd(loop));
+	stale_loop = loop;
 	loop = NULL;
 	ring_reset();
 	atomic_store(&posted, 0);
