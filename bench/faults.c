@@ -48,10 +48,8 @@ struct variant {
 };
 
 static const struct variant variants[] = {
-	{"plain", NULL, NULL, NULL, 1},
-	{"kernel", "kernel", NULL, "0", 0},
-	{"fault-4k", "fault", "4096", "0", 0},
-	{"fault", "fault", NULL, "0", 0},
+	{"plain", NULL, NULL, NULL, 1},	       {"kernel", "kernel", NULL, "0", 0},
+	{"fault-4k", "fault", "4096", "0", 0}, {"fault", "fault", NULL, "0", 0},
 	{"presync", "fault", NULL, "1", 0},
 };
 
@@ -288,7 +286,9 @@ int main(int argc, char **argv)
 		case 'v': snprintf(only, sizeof(only), ",%s,", optarg); break;
 		case 'H': histograms = 1; break;
 		default:
-			fprintf(stderr, "usage: %s [-d DIR] [-n PAGES] [-r RUNS] [-o seq|rand] [-v LIST] [-H]\n", argv[0]);
+			fprintf(stderr,
+				"usage: %s [-d DIR] [-n PAGES] [-r RUNS] [-o seq|rand] [-v LIST] [-H]\n",
+				argv[0]);
 			return 2;
 		}
 	}
@@ -298,17 +298,19 @@ int main(int argc, char **argv)
 	}
 	if (dir == NULL) {
 		if (loopfs_make(&fs, "ext4", 1024, "commit=60", why, sizeof(why)) != 0) {
-			fprintf(stderr, "faults: cannot make a loop-mounted ext4 (%s); give a directory with -d\n", why);
+			fprintf(stderr,
+				"faults: cannot make a loop-mounted ext4 (%s); give a directory with -d\n",
+				why);
 			return 2;
 		}
 		dir = fs.dir;
 	}
 	uname(&u);
-	printf("# faults: %d first writes of 4 KiB per run, %d runs, %s order, in %s (kernel %s)\n", npages, runs,
-	       random_order ? "random" : "sequential", dir, u.release);
+	printf("# faults: %d first writes of 4 KiB per run, %d runs, %s order, in %s (kernel %s)\n", npages,
+	       runs, random_order ? "random" : "sequential", dir, u.release);
 	printf("# latency of the first store to each page, fault included, in microseconds\n");
-	printf("%-9s %-8s %-5s %9s %9s %9s %9s %9s %8s %8s\n", "variant", "file", "load", "min", "avg", "p50", "p99",
-	       "max", "faults", "syncs");
+	printf("%-9s %-8s %-5s %9s %9s %9s %9s %9s %8s %8s\n", "variant", "file", "load", "min", "avg", "p50",
+	       "p99", "max", "faults", "syncs");
 	for (int load = 0; load < 2; load++) {
 		pid_t loader = load ? start_copy_load() : 0;
 
@@ -323,14 +325,15 @@ int main(int argc, char **argv)
 					continue;
 				r = measure(v, prealloc);
 				if (r.err != 0) {
-					printf("%-9s %-8s %-5s %s\n", v->name, prealloc ? "prealloc" : "empty",
-					       load ? "copy" : "none",
-					       r.err == EOPNOTSUPP ? "n/a: MAP_SYNC refused here" : strerror(r.err));
+					printf("%-9s %-8s %-5s %s\n", v->name,
+					       prealloc ? "prealloc" : "empty", load ? "copy" : "none",
+					       r.err == EOPNOTSUPP ? "n/a: MAP_SYNC refused here"
+								   : strerror(r.err));
 					continue;
 				}
 				printf("%-9s %-8s %-5s %9.1f %9.1f %9.1f %9.1f %9.1f %8llu %8llu\n", v->name,
-				       prealloc ? "prealloc" : "empty", load ? "copy" : "none", r.min, r.avg, r.p50,
-				       r.p99, r.max, r.faults, r.syncs);
+				       prealloc ? "prealloc" : "empty", load ? "copy" : "none", r.min, r.avg,
+				       r.p50, r.p99, r.max, r.faults, r.syncs);
 				fflush(stdout);
 				if (histograms) {
 					char label[96];

@@ -30,9 +30,9 @@ extern "C" {
  */
 
 enum syncmap_mode {
-	SYNCMAP_MODE_NONE = 0,   /* plain mmap: private, read-only, anonymous, ... */
+	SYNCMAP_MODE_NONE = 0,	 /* plain mmap: private, read-only, anonymous, ... */
 	SYNCMAP_MODE_KERNEL = 1, /* the kernel's MAP_SYNC */
-	SYNCMAP_MODE_FAULT = 2,  /* first write to a grain faults; the library makes it durable */
+	SYNCMAP_MODE_FAULT = 2,	 /* first write to a grain faults; the library makes it durable */
 };
 
 /*
@@ -136,11 +136,11 @@ SYNCMAP_EXPORT int syncmap_file_changed(int fd, off_t off, off_t len);
 
 struct syncmap_stats {
 	uint64_t maps_kernel, maps_fault; /* mappings made in each mode */
-	uint64_t faults;                  /* write faults handled in FAULT mode */
-	uint64_t syncs;                   /* durability syncs issued (msync/fdatasync calls) */
-	uint64_t bytes_prepared;          /* bytes made durable-writable, all paths */
-	uint64_t presync_grains;          /* grains readied ahead of the writer */
-	uint64_t errors;                  /* faults that could not be made durable */
+	uint64_t faults;		  /* write faults handled in FAULT mode */
+	uint64_t syncs;			  /* durability syncs issued (msync/fdatasync calls) */
+	uint64_t bytes_prepared;	  /* bytes made durable-writable, all paths */
+	uint64_t presync_grains;	  /* grains readied ahead of the writer */
+	uint64_t errors;		  /* faults that could not be made durable */
 };
 
 /* syncmap_stats_get -- process-wide counters since start (or fork). */

@@ -27,9 +27,18 @@ int sm_parse_size(const char *s, size_t *out)
 	if (errno != 0)
 		return -1;
 	switch (tolower((unsigned char)*end)) {
-	case 'k': v <<= 10; end++; break;
-	case 'm': v <<= 20; end++; break;
-	case 'g': v <<= 30; end++; break;
+	case 'k':
+		v <<= 10;
+		end++;
+		break;
+	case 'm':
+		v <<= 20;
+		end++;
+		break;
+	case 'g':
+		v <<= 30;
+		end++;
+		break;
 	default: break;
 	}
 	if (*end == 'i' || *end == 'I')

@@ -14,11 +14,11 @@ enum sm_flush_pref { SM_FLUSH_AUTO, SM_FLUSH_CPU, SM_FLUSH_MSYNC };
 struct sm_config {
 	enum sm_mode_pref mode;
 	enum sm_flush_pref flush;
-	size_t grain;        /* power of two, >= page size */
-	int presync;         /* 1: the engine readies grains ahead of sequential writers */
-	int presync_depth;   /* grains kept ready ahead of the last fault */
+	size_t grain;	   /* power of two, >= page size */
+	int presync;	   /* 1: the engine readies grains ahead of sequential writers */
+	int presync_depth; /* grains kept ready ahead of the last fault */
 	int stats_at_exit;
-	size_t page;         /* sysconf(_SC_PAGESIZE) */
+	size_t page; /* sysconf(_SC_PAGESIZE) */
 };
 
 /* The settings; valid after sm_init(). */

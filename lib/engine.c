@@ -210,7 +210,7 @@ static int make_loop(void)
 	uv_loop_t *l = malloc(sizeof(*l));
 	uv_async_t *w = malloc(sizeof(*w));
 
-	ring_reset(); /* nothing is queued while no thread runs */
+	ring_reset();	  /* nothing is queued while no thread runs */
 	free(stale_loop); /* a forked child's copy of its parent's loop */
 	free(stale_wake);
 	stale_loop = NULL;

@@ -25,7 +25,7 @@ int sm_engine_post(uintptr_t s, uintptr_t e);
 /* Wait until every request queued so far has been served (tests, benchmarks). */
 void sm_engine_drain(void);
 
-void sm_engine_shutdown(void);        /* at exit: stop and join */
+void sm_engine_shutdown(void);	       /* at exit: stop and join */
 void sm_engine_after_fork_child(void); /* the thread did not survive fork */
 
 #endif

@@ -128,15 +128,13 @@ int syncmap_handle_fault(int sig, siginfo_t *si, void *uctx)
 		return 0;
 	a = (uintptr_t)si->si_addr;
 	switch (sm_region_get(a, &r)) {
-	case SM_NOTFOUND:
-		return 0;
+	case SM_NOTFOUND: return 0;
 	case SM_BUSY:
 		/* A writer is changing this mapping; return and let the write fault
 		 * again once it is done. */
 		sched_yield();
 		return 1;
-	default:
-		break;
+	default: break;
 	}
 	if (r->mode != SYNCMAP_MODE_FAULT || !(r->prot & PROT_WRITE)) {
 		sm_region_put(r);

@@ -159,12 +159,9 @@ static int register_kernel(void *p, size_t len, int prot, off_t off)
 static pmem2_persist_fn fault_persist(const struct sm_file *f)
 {
 	switch (sm_cfg.flush) {
-	case SM_FLUSH_CPU:
-		return sm_flush_cpu_fn();
-	case SM_FLUSH_MSYNC:
-		return NULL;
-	default:
-		return f->dax && f->mapsync ? sm_flush_cpu_fn() : NULL;
+	case SM_FLUSH_CPU: return sm_flush_cpu_fn();
+	case SM_FLUSH_MSYNC: return NULL;
+	default: return f->dax && f->mapsync ? sm_flush_cpu_fn() : NULL;
 	}
 }
 
@@ -175,8 +172,7 @@ static pmem2_persist_fn fault_persist(const struct sm_file *f)
  * EPERM (sealed) and the like come from it, as they would from mmap(2).
  * `cut` (may be NULL) is committed once the user's mapping has replaced it.
  */
-static void *map_fault(void *addr, size_t len, int prot, int flags, int fd, off_t off,
-		       struct sm_cut *cut)
+static void *map_fault(void *addr, size_t len, int prot, int flags, int fd, off_t off, struct sm_cut *cut)
 {
 	size_t rlen = page_round(len);
 	struct sm_region *r = region_alloc(NULL, len, SYNCMAP_MODE_FAULT, prot, off);
@@ -229,8 +225,7 @@ fail:
 
 /* Table lock held.  KERNEL if the kernel grants MAP_SYNC (and FAULT is not
  * forced), FAULT if it refuses, the kernel's error otherwise. */
-static void *map_syncmap(void *addr, size_t len, int prot, int flags, int fd, off_t off,
-			 struct sm_cut *cut)
+static void *map_syncmap(void *addr, size_t len, int prot, int flags, int fd, off_t off, struct sm_cut *cut)
 {
 	int sync_flags = (flags & ~SM_MAP_TYPE) | MAP_SHARED_VALIDATE | MAP_SYNC;
 	void *p = sm_sys_mmap(addr, len, prot, sync_flags, fd, off);
@@ -501,8 +496,8 @@ static void *grow_in_place(struct sm_region *last, uintptr_t old, size_t old_len
  * the new range is mapped afresh from the same file (the same pages: the
  * mapping is shared), the durable grains carried over, the old range unmapped
  * (unless old_len is 0: mremap's way to duplicate a shared mapping). */
-static void *remap_fault(struct sm_region *const *rs, size_t n, uintptr_t old, size_t old_len,
-			 size_t new_len, int flags, void *new_addr)
+static void *remap_fault(struct sm_region *const *rs, size_t n, uintptr_t old, size_t old_len, size_t new_len,
+			 int flags, void *new_addr)
 {
 	const struct sm_region *r = rs[0];
 	off_t off = r->off + (off_t)(old - r->start);
@@ -545,7 +540,8 @@ static void *remap_fault(struct sm_region *const *rs, size_t n, uintptr_t old, s
 			sm_cut_abort(c);
 		return MAP_FAILED;
 	}
-	p = map_fault((void *)target, new_len, prot, MAP_SHARED | (c != NULL ? MAP_FIXED : 0), file->fd, off, c);
+	p = map_fault((void *)target, new_len, prot, MAP_SHARED | (c != NULL ? MAP_FIXED : 0), file->fd, off,
+		      c);
 	if (p != MAP_FAILED && sm_region_get((uintptr_t)p, &nr) == SM_FOUND) {
 		carry_grains(bits, n, nr);
 		sm_reprotect(nr, nr->start, nr->end, prot);
@@ -569,7 +565,8 @@ static void *remap_kernel(struct sm_region *r, uintptr_t old, size_t old_len, si
 	void *p;
 	int err;
 
-	if (fixed && sm_cut_begin(&target, (uintptr_t)new_addr, (uintptr_t)new_addr + page_round(new_len)) != 0)
+	if (fixed &&
+	    sm_cut_begin(&target, (uintptr_t)new_addr, (uintptr_t)new_addr + page_round(new_len)) != 0)
 		return MAP_FAILED;
 	if (sm_cut_begin(&source, old, old + old_len) != 0) {
 		if (fixed)
@@ -615,7 +612,8 @@ void *syncmap_mremap(void *old_addr, size_t old_len, size_t new_len, int flags, 
 	}
 	old_len = page_round(old_len);
 	if (!sm_regions_any(old, old + (old_len ? old_len : 1)) &&
-	    !((flags & MREMAP_FIXED) && sm_regions_any((uintptr_t)new_addr, (uintptr_t)new_addr + page_round(new_len))))
+	    !((flags & MREMAP_FIXED) &&
+	      sm_regions_any((uintptr_t)new_addr, (uintptr_t)new_addr + page_round(new_len))))
 		return sm_sys_mremap(old_addr, old_len, new_len, flags, new_addr);
 	sm_table_lock();
 	n = sm_regions_in(old, old + (old_len ? old_len : page_round(new_len)), &rs);

@@ -100,7 +100,7 @@ int syncmap_file_changed(int fd, off_t off, off_t len)
 	if (fstat(fd, &st) != 0)
 		return -1;
 	end = len == 0 || (uint64_t)off + (uint64_t)len < (uint64_t)off ? UINT64_MAX
-									  : (uint64_t)off + (uint64_t)len;
+									: (uint64_t)off + (uint64_t)len;
 	sm_table_lock();
 	f = sm_file_find(st.st_dev, st.st_ino);
 	n = f != NULL ? sm_regions_in(0, UINTPTR_MAX, &rs) : 0;

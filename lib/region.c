@@ -314,8 +314,8 @@ void sm_cut_abort(struct sm_cut *c)
 }
 
 /* A copy of r limited to [s, e), taking its own references. */
-static struct sm_region *piece(struct sm_region *slot, const struct sm_region *r, uintptr_t s,
-			       uintptr_t e, int prot)
+static struct sm_region *piece(struct sm_region *slot, const struct sm_region *r, uintptr_t s, uintptr_t e,
+			       int prot)
 {
 	memcpy(slot, r, sizeof(*slot));
 	slot->start = s;
@@ -401,10 +401,8 @@ static int is_cow_fs(int fd)
 	switch ((unsigned long)sf.f_type) {
 	case BTRFS_SUPER_MAGIC:
 	case BCACHEFS_SUPER_MAGIC:
-	case ZFS_SUPER_MAGIC:
-		return 1;
-	default:
-		return 0;
+	case ZFS_SUPER_MAGIC: return 1;
+	default: return 0;
 	}
 }
 
@@ -480,7 +478,8 @@ struct sm_bits *sm_bits_new(off_t off, size_t len, size_t grain)
 	b->bytes = (words * 8 + sm_cfg.page - 1) & ~(sm_cfg.page - 1);
 	/* MAP_NORESERVE: a 1 TiB sparse mapping needs 32 MiB of bits at 4 KiB
 	 * grains, of which only the words of written grains are ever touched. */
-	w = sm_sys_mmap(NULL, b->bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	w = sm_sys_mmap(NULL, b->bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+			-1, 0);
 	if (w == MAP_FAILED) {
 		free(b);
 		return NULL;
@@ -583,16 +582,14 @@ enum syncmap_mode syncmap_mode(const void *addr)
 
 	for (;;) {
 		switch (sm_region_get((uintptr_t)addr, &r)) {
-		case SM_NOTFOUND:
-			return SYNCMAP_MODE_NONE;
+		case SM_NOTFOUND: return SYNCMAP_MODE_NONE;
 		case SM_FOUND: {
 			enum syncmap_mode m = (enum syncmap_mode)r->mode;
 
 			sm_region_put(r);
 			return m;
 		}
-		default:
-			sched_yield(); /* a writer is changing it: ask again when done */
+		default: sched_yield(); /* a writer is changing it: ask again when done */
 		}
 	}
 }

@@ -13,8 +13,8 @@ struct sm_file {
 	struct sm_file *next; /* list under the table lock */
 	dev_t dev;
 	ino_t ino;
-	int fd;               /* the library's O_CLOEXEC duplicate */
-	int nref;             /* regions using it, under the table lock */
+	int fd;		      /* the library's O_CLOEXEC duplicate */
+	int nref;	      /* regions using it, under the table lock */
 	unsigned dax : 1;     /* statx says DAX */
 	unsigned mapsync : 1; /* the kernel accepted MAP_SYNC for it */
 	unsigned cow : 1;     /* copy-on-write filesystem: never "already safe" */
@@ -28,20 +28,20 @@ struct sm_bits {
 	_Atomic uint64_t *w; /* anonymous MAP_NORESERVE memory: touched pages only */
 	size_t bytes;
 	uint64_t g0, n;
-	int nref;            /* regions using it, under the table lock */
+	int nref; /* regions using it, under the table lock */
 };
 
 enum sm_state { SM_LIVE = 0, SM_BLOCKED = 1, SM_DEAD = 2 };
 
 struct sm_region {
 	uintptr_t start, end; /* user range, page aligned */
-	off_t off;            /* file offset of start */
-	int mode;             /* enum syncmap_mode */
-	int prot;             /* protection the user asked for */
+	off_t off;	      /* file offset of start */
+	int mode;	      /* enum syncmap_mode */
+	int prot;	      /* protection the user asked for */
 	size_t grain;
-	char *alias;          /* FAULT: writable alias of start; owns [alias, alias + len) */
-	struct sm_file *file; /* FAULT */
-	struct sm_bits *bits; /* FAULT */
+	char *alias;		      /* FAULT: writable alias of start; owns [alias, alias + len) */
+	struct sm_file *file;	      /* FAULT */
+	struct sm_bits *bits;	      /* FAULT */
 	pmem2_persist_fn cpu_persist; /* persist by CPU flush when set, msync otherwise */
 	/* Engine hints (engine.c), written from the fault handler: the grain of
 	 * the last fault + 1, and the grain whose fault asks for the next window. */
@@ -80,8 +80,8 @@ static inline void sm_region_put(struct sm_region *r)
 }
 
 /* Writer side (table lock held). */
-int sm_region_insert(struct sm_region *r);    /* 0, or -1/ENOMEM */
-void sm_region_destroy(struct sm_region *r);  /* never published: release and free */
+int sm_region_insert(struct sm_region *r);   /* 0, or -1/ENOMEM */
+void sm_region_destroy(struct sm_region *r); /* never published: release and free */
 
 /* The regions overlapping [s, e), ascending; *out is malloc'd (free it). */
 size_t sm_regions_in(uintptr_t s, uintptr_t e, struct sm_region ***out);
@@ -98,9 +98,9 @@ struct sm_table;
 struct sm_cut {
 	uintptr_t s, e;
 	size_t n;
-	struct sm_region **old;   /* blocked regions, ascending */
+	struct sm_region **old;	  /* blocked regions, ascending */
 	struct sm_region **fresh; /* 3 per old region, preallocated */
-	struct sm_table *next;    /* the table commit publishes, preallocated */
+	struct sm_table *next;	  /* the table commit publishes, preallocated */
 };
 int sm_cut_begin(struct sm_cut *c, uintptr_t s, uintptr_t e); /* 0, or -1/ENOMEM */
 void sm_cut_commit(struct sm_cut *c, int drop, int prot);

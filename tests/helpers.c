@@ -76,8 +76,9 @@ int loopfs_make(struct loopfs *fs, const char *fstype, unsigned mib, const char 
 		return -1;
 	snprintf(fs->img, sizeof(fs->img), "/dev/shm/syncmap-test-%d-%ld.img", (int)getpid(), random());
 	if (strcmp(fstype, "ext4") == 0)
-		snprintf(cmd, sizeof(cmd), "truncate -s %uM '%s' && mkfs.ext4 -q -F -m 0 '%s' >/dev/null 2>&1", mib,
-			 fs->img, fs->img);
+		snprintf(cmd, sizeof(cmd),
+			 "truncate -s %uM '%s' && mkfs.ext4 -q -F -m 0 '%s' >/dev/null 2>&1", mib, fs->img,
+			 fs->img);
 	else
 		snprintf(cmd, sizeof(cmd), "truncate -s %uM '%s' && mkfs.%s -q -f '%s' >/dev/null 2>&1", mib,
 			 fs->img, fstype, fs->img);
@@ -204,7 +205,8 @@ int maps_perms(const void *addr, char perms[5])
 		unsigned long s, e;
 		char p[5];
 
-		if (sscanf(line, "%lx-%lx %4s", &s, &e, p) == 3 && (uintptr_t)addr >= s && (uintptr_t)addr < e) {
+		if (sscanf(line, "%lx-%lx %4s", &s, &e, p) == 3 && (uintptr_t)addr >= s &&
+		    (uintptr_t)addr < e) {
 			memcpy(perms, p, 5);
 			rc = 0;
 			break;

@@ -24,11 +24,11 @@ int loopfs_mount_image(struct loopfs *fs, const char *img, const char *mount_opt
 void loopfs_done(struct loopfs *fs);
 
 /* Skip the current Criterion test unless a loop filesystem could be made. */
-#define LOOPFS_OR_SKIP(fs, type, mib, opts)                                                                  \
-	do {                                                                                                 \
-		char why_[256];                                                                              \
-		if (loopfs_make((fs), (type), (mib), (opts), why_, sizeof(why_)) != 0)                      \
-			cr_skip_test("needs a loop-mounted %s: %s", (type), why_);                          \
+#define LOOPFS_OR_SKIP(fs, type, mib, opts)                                            \
+	do {                                                                           \
+		char why_[256];                                                        \
+		if (loopfs_make((fs), (type), (mib), (opts), why_, sizeof(why_)) != 0) \
+			cr_skip_test("needs a loop-mounted %s: %s", (type), why_);     \
 	} while (0)
 
 /* A new sparse file of len bytes under dir; returns an O_RDWR fd, path in out. */

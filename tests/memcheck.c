@@ -24,12 +24,12 @@
 
 static int failures;
 
-#define CHECK(cond)                                                                                          \
-	do {                                                                                                 \
-		if (!(cond)) {                                                                               \
-			fprintf(stderr, "memcheck.c:%d: check failed: %s\n", __LINE__, #cond);              \
-			failures++;                                                                          \
-		}                                                                                            \
+#define CHECK(cond)                                                                            \
+	do {                                                                                   \
+		if (!(cond)) {                                                                 \
+			fprintf(stderr, "memcheck.c:%d: check failed: %s\n", __LINE__, #cond); \
+			failures++;                                                            \
+		}                                                                              \
 	} while (0)
 
 static void *writer(void *arg)
@@ -91,7 +91,8 @@ int main(void)
 	CHECK(pread(fd, &b, 1, 70 * PG) == 1 && b == 10);
 
 	errno = 0;
-	CHECK(syncmap_mmap(NULL, 0, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0) == MAP_FAILED && errno == EINVAL);
+	CHECK(syncmap_mmap(NULL, 0, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0) == MAP_FAILED &&
+	      errno == EINVAL);
 	CHECK(syncmap_munmap(q, 96 * PG) == 0);
 	CHECK(syncmap_munmap(p + 64 * PG, LEN - 64 * PG) == 0);
 	close(fd);

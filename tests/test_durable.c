@@ -87,8 +87,8 @@ Test(durable, written_grains_are_allocated_before_any_msync)
 		cr_expect_eq(range_allocated(cfd, (off_t)(pages[i] * PG), PG), 0,
 			     "control: page %zu allocated already, the test could not fail", pages[i]);
 		cr_expect_eq(range_has_extent(cfd, (off_t)(pages[i] * PG), PG, &flags), 1);
-		cr_expect(flags & FIEMAP_EXTENT_DELALLOC, "control: page %zu not delalloc (flags %#x)", pages[i],
-			  flags);
+		cr_expect(flags & FIEMAP_EXTENT_DELALLOC, "control: page %zu not delalloc (flags %#x)",
+			  pages[i], flags);
 	}
 	syncmap_munmap(p, FILE_LEN);
 	munmap(c, FILE_LEN);
@@ -131,8 +131,8 @@ Test(durable, crash_image_keeps_every_written_grain, .timeout = 120)
 	snprintf(copy.img, sizeof(copy.img), "%.200s.crash", fs.img); /* removed by cleanup */
 	snprintf(cmd, sizeof(cmd), "cp --sparse=always '%s' '%s'", fs.img, copy.img);
 	cr_assert_eq(system(cmd), 0);
-	cr_assert_eq(loopfs_mount_image(&copy, copy.img, "", why, sizeof(why)), 0, "mounting the crash image: %s",
-		     why);
+	cr_assert_eq(loopfs_mount_image(&copy, copy.img, "", why, sizeof(why)), 0,
+		     "mounting the crash image: %s", why);
 
 	snprintf(fpath, sizeof(fpath), "%s/fault.dat", copy.dir);
 	int cf = open(fpath, O_RDONLY);
@@ -147,7 +147,8 @@ Test(durable, crash_image_keeps_every_written_grain, .timeout = 120)
 			     (long long)g);
 		if (i % 2 == 0) {
 			cr_assert_eq(pread(cf, buf, PG, (off_t)(pages[i] * PG)), PG);
-			cr_expect_eq(buf[0], pattern(pages[i], 2), "persisted page %zu lost its data", pages[i]);
+			cr_expect_eq(buf[0], pattern(pages[i], 2), "persisted page %zu lost its data",
+				     pages[i]);
 			cr_expect_eq(buf[PG - 1], pattern(pages[i], 2));
 		}
 	}
@@ -209,7 +210,8 @@ Test(durable, enospc_is_sigbus_and_nothing_upgraded, .timeout = 120)
 	}
 	cr_assert_eq(waitpid(pid, &st, 0), pid);
 	cr_assert(WIFEXITED(st), "child died of signal %d", WIFSIGNALED(st) ? WTERMSIG(st) : 0);
-	cr_assert_eq(WEXITSTATUS(st), 42, "child exit %d (10 wrong address, 11 not counted, 12 upgraded, 20 no ENOSPC)",
+	cr_assert_eq(WEXITSTATUS(st), 42,
+		     "child exit %d (10 wrong address, 11 not counted, 12 upgraded, 20 no ENOSPC)",
 		     WEXITSTATUS(st));
 	/* What the child wrote before the disk filled is in the file. */
 	for (size_t i = 0; pread(fd, &buf, 1, (off_t)(i * PG + 1)) == 1 && buf == pattern(i, 3); i++)
@@ -236,7 +238,8 @@ static void *fill_vmas(long spare, size_t *len)
 	a = mmap(NULL, *len, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	cr_assert_neq(a, MAP_FAILED);
 	for (long i = 1; i < n; i += 2)
-		cr_assert_eq(mprotect(a + i * PG, PG, PROT_NONE), 0, "filling VMAs at %ld: %s", i, strerror(errno));
+		cr_assert_eq(mprotect(a + i * PG, PG, PROT_NONE), 0, "filling VMAs at %ld: %s", i,
+			     strerror(errno));
 	return a;
 }
 

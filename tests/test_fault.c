@@ -72,9 +72,9 @@ Test(fault, earlier_handler_still_gets_its_faults)
 	sa.sa_flags = SA_SIGINFO;
 	sigaction(SIGSEGV, &sa, NULL);
 	p = fault_map(16 * PG, 16 * PG); /* installs the library's handler on top */
-	POKE(&p[0], 1);                       /* ours */
-	POKE(&guard[10], 2);                  /* the program's */
-	POKE(&p[9 * PG], 3);                  /* ours again */
+	POKE(&p[0], 1);			 /* ours */
+	POKE(&guard[10], 2);		 /* the program's */
+	POKE(&p[9 * PG], 3);		 /* ours again */
 	cr_expect_eq(app_faults, 1);
 	cr_expect_eq(guard[10], 2);
 	cr_expect_eq(p[9 * PG], 3);

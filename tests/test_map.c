@@ -47,22 +47,17 @@ struct bad_case {
 static int open_kind(int kind)
 {
 	switch (kind) {
-	case 0:
-		return open(path, O_RDWR);
-	case 1:
-		return open(path, O_RDONLY);
+	case 0: return open(path, O_RDWR);
+	case 1: return open(path, O_RDONLY);
 	case 2: {
 		int fd = open(path, O_RDWR);
 
 		close(fd);
 		return fd;
 	}
-	case 3:
-		return open("/dev/shm", O_RDONLY | O_DIRECTORY);
-	case 4:
-		return open(path, O_RDWR | O_APPEND);
-	default:
-		return -1;
+	case 3: return open("/dev/shm", O_RDONLY | O_DIRECTORY);
+	case 4: return open(path, O_RDWR | O_APPEND);
+	default: return -1;
 	}
 }
 
@@ -79,11 +74,13 @@ Test(map, bad_arguments_fail_like_mmap)
 		 MAP_SHARED, 4, 0, NULL},
 		{"directory", PG, PROT_READ | PROT_WRITE, MAP_SHARED, 3, 0, NULL},
 		{"no sharing type", PG, PROT_READ | PROT_WRITE, 0, 0, 0, NULL},
-		{"unknown flag with VALIDATE", PG, PROT_READ | PROT_WRITE, MAP_SHARED_VALIDATE | 0x200000, 0, 0, NULL},
+		{"unknown flag with VALIDATE", PG, PROT_READ | PROT_WRITE, MAP_SHARED_VALIDATE | 0x200000, 0,
+		 0, NULL},
 		{"offset past the end (allowed)", PG, PROT_READ | PROT_WRITE, MAP_SHARED, 0, 1024 * PG, NULL},
 		{"MAP_FIXED_NOREPLACE on a taken page", PG, PROT_READ | PROT_WRITE,
 		 MAP_SHARED | MAP_FIXED_NOREPLACE, 0, 0, (void *)-1},
-		{"MAP_FIXED unaligned", PG, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, 0, 0, (void *)0x10001},
+		{"MAP_FIXED unaligned", PG, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, 0, 0,
+		 (void *)0x10001},
 		{"huge length", (size_t)-PG, PROT_READ | PROT_WRITE, MAP_SHARED, 0, 0, NULL},
 		{"read-only, closed fd", PG, PROT_READ, MAP_SHARED, 2, 0, NULL},
 		{"private, directory", PG, PROT_READ | PROT_WRITE, MAP_PRIVATE, 3, 0, NULL},
@@ -106,7 +103,8 @@ Test(map, bad_arguments_fail_like_mmap)
 		got = syncmap_mmap(addr, c->len, c->prot, c->flags, fd, c->off);
 		got_errno = errno;
 		cr_expect_eq(got == MAP_FAILED, want == MAP_FAILED, "%s: syncmap_mmap %s, mmap %s", c->what,
-			     got == MAP_FAILED ? "failed" : "succeeded", want == MAP_FAILED ? "failed" : "succeeded");
+			     got == MAP_FAILED ? "failed" : "succeeded",
+			     want == MAP_FAILED ? "failed" : "succeeded");
 		if (want == MAP_FAILED)
 			cr_expect_eq(got_errno, want_errno, "%s: errno %d (%s), mmap gives %d (%s)", c->what,
 				     got_errno, strerror(got_errno), want_errno, strerror(want_errno));
@@ -245,7 +243,8 @@ Test(map, map_fixed_replaces_a_region)
 	char *q, buf;
 
 	cr_assert_neq(p, MAP_FAILED);
-	q = syncmap_mmap(p + 4 * PG, 4 * PG, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+	q = syncmap_mmap(p + 4 * PG, 4 * PG, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED,
+			 -1, 0);
 	cr_assert_eq(q, p + 4 * PG);
 	cr_expect_eq(syncmap_mode(q), SYNCMAP_MODE_NONE);
 	cr_expect_eq(syncmap_mode(p), SYNCMAP_MODE_FAULT);

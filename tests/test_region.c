@@ -118,7 +118,8 @@ Test(region, writers_while_others_map_and_unmap, .timeout = 240)
 
 			cr_assert_eq(pread(fd, buf, sizeof(buf), (off_t)(page * PG)), (ssize_t)sizeof(buf));
 			for (size_t k = 0; k < sizeof(buf); k++)
-				cr_assert_eq(buf[k], pattern(page, 5), "thread %u page %zu byte %zu", i, page, k);
+				cr_assert_eq(buf[k], pattern(page, 5), "thread %u page %zu byte %zu", i, page,
+					     k);
 		}
 	syncmap_munmap(p, BIG);
 	close(fd);
