@@ -33,6 +33,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
@@ -81,6 +82,8 @@ static pid_t start_copy_load(void)
 		char src[512], dst[512];
 		static char buf[1 << 20];
 		int s;
+
+		prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive the benchmark */
 
 		snprintf(src, sizeof(src), "%s/load-src", dir);
 		snprintf(dst, sizeof(dst), "%s/load-dst", dir);

@@ -2,6 +2,7 @@
 #include "helpers.h"
 
 #include "config.h"
+#include "syncmap.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -12,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -46,6 +48,25 @@ static int run(const char *cmd, char *why, size_t whylen)
 	return 0;
 }
 
+/* The source device of the mount at dir, from /proc/self/mountinfo. */
+static void mount_source(const char *dir, char *dev, size_t devlen)
+{
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	char line[1024];
+
+	dev[0] = '\0';
+	while (f != NULL && fgets(line, sizeof(line), f) != NULL) {
+		char mnt[512], src[256];
+		const char *sep = strstr(line, " - ");
+
+		if (sscanf(line, "%*s %*s %*s %*s %511s", mnt) == 1 && strcmp(mnt, dir) == 0 && sep != NULL &&
+		    sscanf(sep + 3, "%*s %255s", src) == 1)
+			snprintf(dev, devlen, "%s", src);
+	}
+	if (f != NULL)
+		fclose(f);
+}
+
 int loopfs_mount_image(struct loopfs *fs, const char *img, const char *mount_opts, char *why, size_t whylen)
 {
 	char cmd[3 * PATH_MAX];
@@ -63,7 +84,50 @@ int loopfs_mount_image(struct loopfs *fs, const char *img, const char *mount_opt
 		rmdir(fs->dir);
 		return -1;
 	}
+	mount_source(fs->dir, fs->dev, sizeof(fs->dev));
+	/* The loop device keeps the image open; unlinked now, it is freed when
+	 * the device detaches, even if this process dies without cleaning up. */
+	unlink(img);
 	return 0;
+}
+
+const char *test_dir(void)
+{
+	const char *d = getenv("SYNCMAP_TEST_DIR");
+
+	return d != NULL && *d != '\0' ? d : "/dev/shm";
+}
+
+int expected_mode(const char *dir)
+{
+	char path[PATH_MAX];
+	const char *pref = getenv("SYNCMAP_MODE");
+	int fd, kernel = 0;
+	void *p;
+
+	snprintf(path, sizeof(path), "%s/.syncmap-probe-%d", dir, (int)getpid());
+	fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
+	if (fd >= 0 && ftruncate(fd, 4096) == 0) {
+		p = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED_VALIDATE | MAP_SYNC, fd, 0);
+		if (p != MAP_FAILED) {
+			kernel = 1;
+			munmap(p, 4096);
+		}
+	}
+	if (fd >= 0)
+		close(fd);
+	unlink(path);
+	if (pref != NULL && strcmp(pref, "fault") == 0)
+		kernel = 0;
+	return kernel ? SYNCMAP_MODE_KERNEL : SYNCMAP_MODE_FAULT;
+}
+
+int fd_is_dax(int fd)
+{
+	struct statx stx;
+
+	return statx(fd, "", AT_EMPTY_PATH, STATX_BASIC_STATS, &stx) == 0 &&
+	       (stx.stx_attributes_mask & STATX_ATTR_DAX) && (stx.stx_attributes & STATX_ATTR_DAX);
 }
 
 int loopfs_make(struct loopfs *fs, const char *fstype, unsigned mib, const char *mount_opts, char *why,
@@ -72,6 +136,16 @@ int loopfs_make(struct loopfs *fs, const char *fstype, unsigned mib, const char 
 	char cmd[3 * PATH_MAX];
 
 	memset(fs, 0, sizeof(*fs));
+	if (getenv("SYNCMAP_TEST_DIR") != NULL) {
+		/* A fresh directory on the filesystem under test instead. */
+		snprintf(fs->dir, sizeof(fs->dir), "%.200s/syncmap-test-XXXXXX", test_dir());
+		if (mkdtemp(fs->dir) == NULL) {
+			snprintf(why, whylen, "mkdtemp in SYNCMAP_TEST_DIR: %s", strerror(errno));
+			return -1;
+		}
+		fs->own_dir = 1;
+		return 0;
+	}
 	if (private_ns(why, whylen) != 0)
 		return -1;
 	snprintf(fs->img, sizeof(fs->img), "/dev/shm/syncmap-test-%d-%ld.img", (int)getpid(), random());
@@ -87,12 +161,19 @@ int loopfs_make(struct loopfs *fs, const char *fstype, unsigned mib, const char 
 		fs->img[0] = '\0';
 		return -1;
 	}
+	fs->img[0] = '\0'; /* unlinked */
 	return 0;
 }
 
 void loopfs_done(struct loopfs *fs)
 {
-	if (fs->dir[0] != '\0') {
+	if (fs->own_dir) {
+		char cmd[600];
+
+		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", fs->dir);
+		if (system(cmd) != 0)
+			fprintf(stderr, "loopfs_done: could not remove %s\n", fs->dir);
+	} else if (fs->dir[0] != '\0') {
 		umount2(fs->dir, MNT_DETACH);
 		rmdir(fs->dir);
 	}

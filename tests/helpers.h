@@ -11,8 +11,10 @@
  * mount namespace of the calling process: when the process ends, however it
  * ends, the kernel unmounts it and detaches the loop device. */
 struct loopfs {
-	char img[256]; /* backing image (removed by loopfs_done) */
+	char img[256]; /* backing image: unlinked once mounted, the loop device holds it */
+	char dev[256]; /* the loop device (/dev/loopN): read it for the device's state */
 	char dir[256]; /* mount point */
+	int own_dir;   /* a directory in SYNCMAP_TEST_DIR, not a mount */
 };
 
 /* 0, or -1 with a reason in why (not root, no loop devices, mkfs failed):
@@ -23,12 +25,42 @@ int loopfs_make(struct loopfs *fs, const char *fstype, unsigned mib, const char 
 int loopfs_mount_image(struct loopfs *fs, const char *img, const char *mount_opts, char *why, size_t whylen);
 void loopfs_done(struct loopfs *fs);
 
-/* Skip the current Criterion test unless a loop filesystem could be made. */
+/* Skip the current Criterion test unless a loop filesystem could be made.
+ * With SYNCMAP_TEST_DIR set (the DAX guest), a fresh directory there
+ * stands in for it. */
 #define LOOPFS_OR_SKIP(fs, type, mib, opts)                                            \
 	do {                                                                           \
 		char why_[256];                                                        \
 		if (loopfs_make((fs), (type), (mib), (opts), why_, sizeof(why_)) != 0) \
 			cr_skip_test("needs a loop-mounted %s: %s", (type), why_);     \
+	} while (0)
+
+/* The same for tests that need a filesystem of their own (its size, its
+ * image, page-cache behaviour): they skip where SYNCMAP_TEST_DIR is set. */
+#define OWN_LOOPFS_OR_SKIP(fs, type, mib, opts)                                                           \
+	do {                                                                                              \
+		if (getenv("SYNCMAP_TEST_DIR") != NULL)                                                   \
+			cr_skip_test("needs a loop-mounted %s of its own, not SYNCMAP_TEST_DIR", (type)); \
+		LOOPFS_OR_SKIP(fs, type, mib, opts);                                                      \
+	} while (0)
+
+/* The directory for test files: SYNCMAP_TEST_DIR (the DAX guest points it at
+ * a DAX mount), else /dev/shm. */
+const char *test_dir(void);
+
+/* The mode syncmap_mmap should give a shared writable mapping of a file in
+ * dir: KERNEL where the kernel grants MAP_SYNC there and SYNCMAP_MODE is not
+ * "fault", FAULT otherwise (probed with a raw mmap). */
+int expected_mode(const char *dir);
+
+/* 1 if statx says the open file is DAX. */
+int fd_is_dax(int fd);
+
+/* Tests of what FAULT mode does skip where the mapping got KERNEL mode. */
+#define FAULT_OR_SKIP(p)                                                                        \
+	do {                                                                                    \
+		if (syncmap_mode(p) == SYNCMAP_MODE_KERNEL)                                     \
+			cr_skip_test("FAULT-mode behaviour, and this mapping got KERNEL mode"); \
 	} while (0)
 
 /* A new sparse file of len bytes under dir; returns an O_RDWR fd, path in out. */

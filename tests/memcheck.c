@@ -52,6 +52,7 @@ int main(void)
 	snprintf(path, sizeof(path), "/dev/shm/syncmap-memcheck-%d", (int)getpid());
 	fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	CHECK(fd >= 0 && ftruncate(fd, (off_t)LEN) == 0);
+	unlink(path); /* nothing left behind, however the run ends */
 	p = syncmap_mmap(NULL, LEN, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	CHECK(p != MAP_FAILED && syncmap_mode(p) == SYNCMAP_MODE_FAULT);
 
@@ -96,7 +97,6 @@ int main(void)
 	CHECK(syncmap_munmap(q, 96 * PG) == 0);
 	CHECK(syncmap_munmap(p + 64 * PG, LEN - 64 * PG) == 0);
 	close(fd);
-	unlink(path);
 
 	struct syncmap_stats s;
 

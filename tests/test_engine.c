@@ -69,6 +69,7 @@ Test(engine, sequential_writer_is_run_ahead_of)
 	sm_test_env("SYNCMAP_PRESYNC", "1");
 	sm_test_env("SYNCMAP_GRAIN", "65536");
 	p = map_file("seq.dat", len, &fd);
+	FAULT_OR_SKIP(p);
 	for (size_t i = 0; i < len / PG; i++) {
 		POKE(p + i * PG, i);
 		if (i % 16 == 15)

@@ -15,9 +15,12 @@
 #include <unistd.h>
 
 #define PG 4096
-#define BIG ((size_t)256 << 20)
+/* 256 MiB on the host; 64 MiB in the DAX guest, whose filesystems are small
+ * and whose (emulated) faults are slow. */
+#define BIG (getenv("SYNCMAP_TEST_DIR") ? (size_t)64 << 20 : (size_t)256 << 20)
 #define WRITERS 8
 #define PER_WRITER 1500
+#define WRITES (getenv("SYNCMAP_TEST_DIR") ? 400 : PER_WRITER)
 #define CHURNERS 2
 
 static struct loopfs fs;
@@ -43,7 +46,7 @@ static void *writer_main(void *arg)
 	struct writer *w = arg;
 	uint64_t seed = 0x9e3779b97f4a7c15ull * (w->id + 1);
 
-	for (size_t i = 0; i < PER_WRITER; i++) {
+	for (size_t i = 0; i < (size_t)WRITES; i++) {
 		/* Disjoint pages per thread (page % WRITERS == id), random order,
 		 * so threads meet in the same grains all the time. */
 		size_t page = (rnd(&seed) % (BIG / PG / WRITERS)) * WRITERS + w->id;
@@ -113,7 +116,7 @@ Test(region, writers_while_others_map_and_unmap, .timeout = 240)
 		pthread_join(ct[i], NULL);
 	cr_expect_gt(atomic_load(&churned), 0, "the map/unmap threads never ran");
 	for (unsigned i = 0; i < WRITERS; i++)
-		for (size_t j = 0; j < PER_WRITER; j++) {
+		for (size_t j = 0; j < (size_t)WRITES; j++) {
 			size_t page = w[i].pages[j];
 
 			cr_assert_eq(pread(fd, buf, sizeof(buf), (off_t)(page * PG)), (ssize_t)sizeof(buf));
@@ -142,7 +145,7 @@ Test(region, forked_child_writes_through_inherited_mapping)
 		/* New grains fault in the child: its handler, its table copy. */
 		for (size_t i = 1; i < len / PG; i += 7)
 			p[i * PG] = pattern(i, 6);
-		_exit(syncmap_persist(p, len) == 0 && syncmap_mode(p) == SYNCMAP_MODE_FAULT ? 0 : 1);
+		_exit(syncmap_persist(p, len) == 0 && syncmap_mode(p) != SYNCMAP_MODE_NONE ? 0 : 1);
 	}
 	cr_assert_eq(waitpid(pid, &st, 0), pid);
 	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child failed (status %#x)", st);
