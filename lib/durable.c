@@ -17,9 +17,14 @@
 #include "stats.h"
 
 #include <errno.h>
+#include <linux/fiemap.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
+#include <unistd.h>
 
 #ifndef MADV_POPULATE_WRITE
 #define MADV_POPULATE_WRITE 23 /* Linux 5.14 */
@@ -233,4 +238,67 @@ int sm_reprotect(struct sm_region *r, uintptr_t s, uintptr_t e, int prot)
 			return err;
 	}
 	return 0;
+}
+
+/* FIEMAP is read in batches; a file fragmented past the cap is adopted only
+ * in part (its other grains fault as usual), so mapping stays cheap. */
+#define FIEMAP_BATCH 256
+#define FIEMAP_MAX_EXTENTS 65536
+
+size_t sm_adopt_written(struct sm_region *r)
+{
+	const uint32_t bad = FIEMAP_EXTENT_UNKNOWN | FIEMAP_EXTENT_DELALLOC | FIEMAP_EXTENT_UNWRITTEN |
+			     FIEMAP_EXTENT_SHARED | FIEMAP_EXTENT_ENCODED | FIEMAP_EXTENT_DATA_INLINE |
+			     FIEMAP_EXTENT_NOT_ALIGNED | FIEMAP_EXTENT_DATA_TAIL;
+	struct {
+		struct fiemap fm;
+		struct fiemap_extent ext[FIEMAP_BATCH];
+	} q;
+	uint64_t at = (uint64_t)r->off, end = at + (r->end - r->start);
+	uintptr_t limit;
+	size_t seen = 0, adopted = 0;
+	int last = 0, any = 0;
+
+	if (r->file->cow || eof_limit(r, &limit) != 0 || limit == r->start)
+		return 0;
+	/* Written extents whose allocation is not committed yet would be
+	 * trusted too early: commit first, then look. */
+	if (fdatasync(r->file->fd) != 0)
+		return 0;
+	SM_STAT_ADD(syncs, 1);
+	while (!last && at < end && seen < FIEMAP_MAX_EXTENTS) {
+		memset(&q.fm, 0, sizeof(q.fm));
+		q.fm.fm_start = at;
+		q.fm.fm_length = end - at;
+		q.fm.fm_extent_count = FIEMAP_BATCH;
+		if (ioctl(r->file->fd, FS_IOC_FIEMAP, &q.fm) != 0 || q.fm.fm_mapped_extents == 0)
+			break;
+		for (uint32_t i = 0; i < q.fm.fm_mapped_extents; i++) {
+			const struct fiemap_extent *x = &q.ext[i];
+			uint64_t lo = x->fe_logical > (uint64_t)r->off ? x->fe_logical : (uint64_t)r->off;
+			uint64_t hi = x->fe_logical + x->fe_length < end ? x->fe_logical + x->fe_length : end;
+
+			/* The whole grains inside the extent; mark_whole_grains
+			 * keeps those in the mapping and before EOF. */
+			if (!(x->fe_flags & bad) && lo < hi) {
+				mark_whole_grains(r, (lo + r->grain - 1) / r->grain, hi / r->grain, limit);
+				any = 1;
+			}
+			last |= (x->fe_flags & FIEMAP_EXTENT_LAST) != 0;
+			at = x->fe_logical + x->fe_length;
+		}
+		seen += q.fm.fm_mapped_extents;
+	}
+	if (!any)
+		return 0;
+	for (uint64_t g = sm_grain_of(r, r->start), last_g = sm_grain_of(r, r->end - 1), h; g <= last_g; g = h) {
+		g = sm_bits_next(r->bits, g, last_g + 1, 1);
+		if (g > last_g)
+			break;
+		h = sm_bits_next(r->bits, g, last_g + 1, 0);
+		adopted += (h - g) * r->grain;
+	}
+	if (adopted != 0 && sm_reprotect(r, r->start, r->end, r->prot) != 0)
+		return 0; /* left read-only: the grains fault, cheaply, as their bits are set */
+	return adopted;
 }

@@ -44,6 +44,16 @@ static inline uintptr_t sm_grain_end(const struct sm_region *r, uint64_t g)
  */
 int sm_ready(struct sm_region *r, uintptr_t s, uintptr_t e, int prot);
 
+/*
+ * sm_adopt_written -- grains whose blocks are already allocated, written and
+ * committed need no sync: mark them durable and give them r->prot now, so a
+ * preallocated file takes no fault at all.  One fdatasync first makes what
+ * FIEMAP then reports durable; only written extents count (not unwritten,
+ * delalloc, shared, or on a copy-on-write filesystem).  Called on a new
+ * region before it is published.  Returns the number of bytes adopted.
+ */
+size_t sm_adopt_written(struct sm_region *r);
+
 /* Give r's durable grains within [s, e) protection prot; the rest get prot
  * without PROT_WRITE.  Used when the requested protection changes. */
 int sm_reprotect(struct sm_region *r, uintptr_t s, uintptr_t e, int prot);

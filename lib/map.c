@@ -204,6 +204,7 @@ static void *map_fault(void *addr, size_t len, int prot, int flags, int fd, off_
 		sm_cut_commit(cut, 1, 0);
 		cut = NULL;
 	}
+	SM_STAT_ADD(bytes_prepared, sm_adopt_written(r));
 	if (sm_region_insert(r) != 0)
 		goto fail;
 	if (sm_cfg.presync)

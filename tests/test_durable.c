@@ -97,13 +97,31 @@ Test(durable, written_grains_are_allocated_before_any_msync)
 	close(cfd);
 }
 
-/* Copy the loop image while the filesystem is live: the device's state at
+/* Copy the loop device while the filesystem is live: the disk's state at
  * that instant, which is what a crash would leave.  Mount the copy (ext4
- * replays its journal) and look at the files there. */
+ * replays its journal) at copy.dir. */
+static void crash_copy(void)
+{
+	char cmd[1024], why[256];
+
+	snprintf(copy.img, sizeof(copy.img), "/dev/shm/syncmap-crash-%d.img", (int)getpid());
+	snprintf(cmd, sizeof(cmd), "cp --sparse=always '%s' '%s'", fs.dev, copy.img);
+	cr_assert_eq(system(cmd), 0, "copying %s", fs.dev);
+	cr_assert_eq(loopfs_mount_image(&copy, copy.img, "", why, sizeof(why)), 0,
+		     "mounting the crash image: %s", why);
+}
+
+static int open_in_copy(const char *name)
+{
+	char path[PATH_MAX];
+
+	snprintf(path, sizeof(path), "%s/%s", copy.dir, name);
+	return open(path, O_RDONLY);
+}
+
 Test(durable, crash_image_keeps_every_written_grain, .timeout = 120)
 {
 	size_t pages[NPAGES], grain;
-	char cmd[1024], why[256], fpath[PATH_MAX];
 	int fd, cfd;
 	unsigned char *p, *c, buf[PG];
 
@@ -129,17 +147,9 @@ Test(durable, crash_image_keeps_every_written_grain, .timeout = 120)
 	for (size_t i = 0; i < NPAGES; i += 2)
 		cr_assert_eq(syncmap_persist(p + pages[i] * PG, PG), 0);
 
-	/* Read the loop device itself: what the disk holds at this instant. */
-	snprintf(copy.img, sizeof(copy.img), "/dev/shm/syncmap-crash-%d.img", (int)getpid());
-	snprintf(cmd, sizeof(cmd), "cp --sparse=always '%s' '%s'", fs.dev, copy.img);
-	cr_assert_eq(system(cmd), 0, "copying %s", fs.dev);
-	cr_assert_eq(loopfs_mount_image(&copy, copy.img, "", why, sizeof(why)), 0,
-		     "mounting the crash image: %s", why);
-
-	snprintf(fpath, sizeof(fpath), "%s/fault.dat", copy.dir);
-	int cf = open(fpath, O_RDONLY);
-	snprintf(fpath, sizeof(fpath), "%s/plain.dat", copy.dir);
-	int cc = open(fpath, O_RDONLY);
+	crash_copy();
+	int cf = open_in_copy("fault.dat");
+	int cc = open_in_copy("plain.dat");
 
 	cr_assert(cf >= 0 && cc >= 0, "files missing from the crash image");
 	for (size_t i = 0; i < NPAGES; i++) {
@@ -275,5 +285,48 @@ Test(durable, vma_limit_is_met_by_widening, .timeout = 240)
 	cr_expect_gt(st.bytes_prepared, writes * PG, "no widening happened: the limit was never reached");
 	munmap(fill, fill_len);
 	syncmap_munmap(p, len);
+	close(fd);
+}
+
+/* Blocks already allocated and written need no fault: a preallocated file
+ * starts writable, and the allocation it relies on is on disk already
+ * (checked in a crash image).  Unwritten (fallocated) extents still fault. */
+Test(durable, written_extents_start_writable)
+{
+	static char zero[1 << 20];
+	struct syncmap_stats a, b;
+	unsigned char *p;
+	char perms[5];
+	int fd, cf;
+
+	OWN_LOOPFS_OR_SKIP(&fs, "ext4", 64, "commit=60");
+	sm_test_env("SYNCMAP_PRESYNC", "0");
+	fd = make_sparse(fs.dir, "pre.dat", 4 << 20, NULL, 0);
+	cr_assert_eq(fsync(fd), 0);
+	cr_assert_eq(fsync_dir(fs.dir), 0);
+	cr_assert_eq(pwrite(fd, zero, sizeof(zero), 0), (ssize_t)sizeof(zero)); /* written, not synced */
+	cr_assert_eq(fallocate(fd, FALLOC_FL_KEEP_SIZE, 1 << 20, 1 << 20), 0);	/* unwritten */
+	p = syncmap_mmap(NULL, 4 << 20, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	cr_assert_neq(p, MAP_FAILED);
+	cr_assert_eq(maps_perms(p, perms), 0);
+	cr_expect_eq(perms[1], 'w', "written extents start writable: %s", perms);
+	cr_assert_eq(maps_perms(p + (1 << 20), perms), 0);
+	cr_expect_eq(perms[1], '-', "unwritten extents do not: %s", perms);
+	cr_assert_eq(maps_perms(p + (3 << 20), perms), 0);
+	cr_expect_eq(perms[1], '-', "holes do not: %s", perms);
+	syncmap_stats_get(&a);
+	for (size_t i = 0; i < (1 << 20) / PG; i++)
+		POKE(p + i * PG, 1);
+	syncmap_stats_get(&b);
+	cr_expect_eq(a.faults, b.faults, "writes to written extents faulted");
+	POKE(p + (1 << 20), 1);
+	syncmap_stats_get(&b);
+	cr_expect_eq(b.faults, a.faults + 1, "the unwritten extent faults");
+	crash_copy();
+	cf = open_in_copy("pre.dat");
+	cr_assert(cf >= 0);
+	cr_expect_eq(range_allocated(cf, 0, 1 << 20), 1, "the adopted range is allocated on disk");
+	close(cf);
+	syncmap_munmap(p, 4 << 20);
 	close(fd);
 }
