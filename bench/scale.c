@@ -138,9 +138,8 @@ static void huge(void)
 	}
 	syncmap_stats_get(&st);
 	stats("huge: 1 TiB mapping, random 4 KiB", lat, writes);
-	printf("  VMAs: peak %ld, vm.max_map_count %ld; errors %llu; bytes made durable %llu (%.2fx the "
-	       "pages "
-	       "pages (above 1x: widening at the VMA limit)\n",
+	printf("  VMAs: peak %ld, vm.max_map_count %ld; errors %llu; bytes made durable %llu = %.2fx the "
+	       "distinct pages written (above 1x: widening at the VMA limit)\n",
 	       peak, limit, (unsigned long long)st.errors, (unsigned long long)st.bytes_prepared,
 	       (double)st.bytes_prepared / ((double)distinct * PG));
 	syncmap_munmap(p, len);
