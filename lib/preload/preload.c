@@ -1,0 +1,355 @@
+/* preload.c -- the shim's start-up: the functions beneath it, its settings, its counters */
+#include "preload.h"
+
+#include "config.h"
+#include "fault.h"
+#include "sys.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <limits.h>
+#include <linux/magic.h>
+#include <sched.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/auxv.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/vfs.h>
+#include <unistd.h>
+
+_Atomic int pl_state;
+static _Atomic long init_tid; /* the thread running start(), to tell recursion from a race */
+
+struct pl_real pl_real;
+struct pl_stats pl_stats;
+_Atomic uintptr_t pl_hull_lo = UINTPTR_MAX, pl_hull_hi = 0;
+
+/* SYNCMAP_PRELOAD_PATHS, canonical, read once at start. */
+#define PL_MAX_PATHS 32
+static char *paths[PL_MAX_PATHS];
+static size_t npaths;
+static int paths_set;
+
+/*
+ * Raw system calls standing in for the functions beneath us until dlsym has
+ * found them.  Only calls made while the shim starts land here: a replacement
+ * malloc mapping memory for dlsym, a constructor that ran before ours.
+ * 64-bit only, as the library: preadv's offset is one register (the kernel
+ * ignores the high half it would take on 32-bit).
+ */
+static void *raw_mmap(void *a, size_t l, int p, int f, int fd, off_t o)
+{
+	return sm_sys_mmap(a, l, p, f, fd, o);
+}
+
+static int raw_munmap(void *a, size_t l)
+{
+	return sm_sys_munmap(a, l);
+}
+
+static int raw_mprotect(void *a, size_t l, int p)
+{
+	return sm_sys_mprotect(a, l, p);
+}
+
+static void *raw_mremap(void *old, size_t ol, size_t nl, int flags, ...)
+{
+	void *na = NULL;
+
+	if (flags & MREMAP_FIXED) {
+		va_list ap;
+
+		va_start(ap, flags);
+		na = va_arg(ap, void *);
+		va_end(ap);
+	}
+	return sm_sys_mremap(old, ol, nl, flags, na);
+}
+
+static int raw_madvise(void *a, size_t l, int adv)
+{
+	return (int)syscall(SYS_madvise, a, l, adv);
+}
+
+/* sigaction has no raw equivalent (libc supplies the signal return
+ * trampoline), and nothing in dlsym calls it: resolve it on the spot. */
+static int lazy_sigaction(int sig, const struct sigaction *act, struct sigaction *old)
+{
+	int (*fn)(int, const struct sigaction *, struct sigaction *) = dlsym(RTLD_NEXT, "sigaction");
+
+	if (fn == NULL) {
+		errno = ENOSYS;
+		return -1;
+	}
+	return fn(sig, act, old);
+}
+
+static ssize_t raw_read(int fd, void *b, size_t n)
+{
+	return syscall(SYS_read, fd, b, n);
+}
+
+static ssize_t raw_pread(int fd, void *b, size_t n, off_t o)
+{
+	return syscall(SYS_pread64, fd, b, n, o);
+}
+
+static ssize_t raw_readv(int fd, const struct iovec *v, int n)
+{
+	return syscall(SYS_readv, fd, v, n);
+}
+
+static ssize_t raw_preadv(int fd, const struct iovec *v, int n, off_t o)
+{
+	return syscall(SYS_preadv, fd, v, n, o, 0);
+}
+
+static ssize_t raw_preadv2(int fd, const struct iovec *v, int n, off_t o, int fl)
+{
+	return syscall(SYS_preadv2, fd, v, n, o, 0, fl);
+}
+
+static ssize_t raw_recvfrom(int fd, void *b, size_t n, int fl, struct sockaddr *a, socklen_t *al)
+{
+	return syscall(SYS_recvfrom, fd, b, n, fl, a, al);
+}
+
+static ssize_t raw_recvmsg(int fd, struct msghdr *m, int fl)
+{
+	return syscall(SYS_recvmsg, fd, m, fl);
+}
+
+static int raw_recvmmsg(int fd, struct mmsghdr *v, unsigned int n, int fl, struct timespec *t)
+{
+	return (int)syscall(SYS_recvmmsg, fd, v, n, fl, t);
+}
+
+static int raw_ftruncate(int fd, off_t len)
+{
+	return (int)syscall(SYS_ftruncate, fd, len);
+}
+
+static int raw_truncate(const char *p, off_t len)
+{
+	return (int)syscall(SYS_truncate, p, len);
+}
+
+static int raw_fallocate(int fd, int mode, off_t off, off_t len)
+{
+	return (int)syscall(SYS_fallocate, fd, mode, off, len);
+}
+
+const struct pl_real pl_raw = {
+	.mmap = raw_mmap,
+	.munmap = raw_munmap,
+	.mprotect = raw_mprotect,
+	.mremap = raw_mremap,
+	.madvise = raw_madvise,
+	.sigaction = lazy_sigaction,
+	.read = raw_read,
+	.pread = raw_pread,
+	.readv = raw_readv,
+	.preadv = raw_preadv,
+	.preadv2 = raw_preadv2,
+	.recvfrom = raw_recvfrom,
+	.recvmsg = raw_recvmsg,
+	.recvmmsg = raw_recvmmsg,
+	.ftruncate = raw_ftruncate,
+	.truncate = raw_truncate,
+	.fallocate = raw_fallocate,
+};
+
+/* The next definition of name, or the raw stand-in when there is none (an
+ * old libc without preadv2, say). */
+#define RESOLVE(fn, name)                                 \
+	do {                                              \
+		void *p_ = dlsym(RTLD_NEXT, name);        \
+		pl_real.fn = p_ != NULL ? p_ : pl_raw.fn; \
+	} while (0)
+
+static void resolve(void)
+{
+	RESOLVE(sigaction, "sigaction");
+	RESOLVE(mmap, "mmap");
+	RESOLVE(munmap, "munmap");
+	RESOLVE(mprotect, "mprotect");
+	RESOLVE(mremap, "mremap");
+	RESOLVE(madvise, "madvise");
+	RESOLVE(read, "read");
+	RESOLVE(pread, "pread64");
+	RESOLVE(readv, "readv");
+	RESOLVE(preadv, "preadv64");
+	RESOLVE(preadv2, "preadv64v2");
+	RESOLVE(recvfrom, "recvfrom");
+	RESOLVE(recvmsg, "recvmsg");
+	RESOLVE(recvmmsg, "recvmmsg");
+	RESOLVE(ftruncate, "ftruncate64");
+	RESOLVE(truncate, "truncate64");
+	RESOLVE(fallocate, "fallocate64");
+}
+
+static void warn(const char *what, const char *val, const char *why)
+{
+	fprintf(stderr, "libsyncmap-preload: ignoring %s=%s: %s\n", what, val, why);
+}
+
+/* SYNCMAP_PRELOAD_PATHS=dir1:dir2.  Directories that do not resolve are
+ * reported and dropped; if none is left the shim takes no file at all,
+ * which is what a restriction to nothing means. */
+static void load_paths(void)
+{
+	const char *v = getenv("SYNCMAP_PRELOAD_PATHS");
+	char *copy, *save = NULL;
+
+	if (v == NULL || *v == '\0')
+		return;
+	paths_set = 1;
+	copy = strdup(v);
+	if (copy == NULL)
+		return;
+	for (char *d = strtok_r(copy, ":", &save); d != NULL; d = strtok_r(NULL, ":", &save)) {
+		char *rp;
+
+		if (npaths == PL_MAX_PATHS) {
+			warn("SYNCMAP_PRELOAD_PATHS entry", d, "more than 32 directories");
+			continue;
+		}
+		rp = realpath(d, NULL);
+		if (rp == NULL) {
+			warn("SYNCMAP_PRELOAD_PATHS entry", d, strerror(errno));
+			continue;
+		}
+		paths[npaths++] = rp;
+	}
+	free(copy);
+	if (npaths == 0)
+		fprintf(stderr,
+			"libsyncmap-preload: no usable directory in SYNCMAP_PRELOAD_PATHS=%s: "
+			"no mapping will be taken over\n",
+			v);
+}
+
+static int under(const char *file, const char *dir)
+{
+	size_t n = strlen(dir);
+
+	if (strcmp(dir, "/") == 0)
+		return 1;
+	return strncmp(file, dir, n) == 0 && file[n] == '/';
+}
+
+int pl_file_wanted(int fd)
+{
+	char link[32], file[PATH_MAX];
+	struct statfs sf;
+	ssize_t n;
+
+	/* Memory filesystems have no blocks and nothing survives a crash: the
+	 * guarantee is void there and FAULT mode would be pure cost (POSIX shm,
+	 * memfd, /dev/shm are all tmpfs). */
+	if (fstatfs(fd, &sf) == 0 &&
+	    ((unsigned long)sf.f_type == TMPFS_MAGIC || (unsigned long)sf.f_type == RAMFS_MAGIC))
+		return 0;
+	if (!paths_set)
+		return 1;
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+	n = readlink(link, file, sizeof(file) - 1);
+	if (n < 0)
+		return 0;
+	file[n] = '\0';
+	for (size_t i = 0; i < npaths; i++)
+		if (under(file, paths[i]))
+			return 1;
+	return 0;
+}
+
+void pl_hull_add(const void *p, size_t len)
+{
+	uintptr_t s = (uintptr_t)p, e = s + len;
+	uintptr_t lo = atomic_load_explicit(&pl_hull_lo, memory_order_relaxed);
+	uintptr_t hi = atomic_load_explicit(&pl_hull_hi, memory_order_relaxed);
+
+	while (s < lo && !atomic_compare_exchange_weak_explicit(&pl_hull_lo, &lo, s, memory_order_relaxed,
+								memory_order_relaxed))
+		;
+	while (e > hi && !atomic_compare_exchange_weak_explicit(&pl_hull_hi, &hi, e, memory_order_relaxed,
+								memory_order_relaxed))
+		;
+}
+
+#define LOAD(f) (unsigned long long)__atomic_load_n(&pl_stats.f, __ATOMIC_RELAXED)
+
+static void stats_print(void)
+{
+	fprintf(stderr,
+		"libsyncmap-preload[%d]: maps_taken=%llu maps_left=%llu buffers_prepared=%llu "
+		"files_changed=%llu handlers_chained=%llu\n",
+		(int)getpid(), LOAD(maps_taken), LOAD(maps_left), LOAD(buffers_prepared), LOAD(files_changed),
+		LOAD(handlers_chained));
+}
+
+/* Which state the shim settles in.  Runs once, in the thread that won the
+ * race to start it; calls it makes to interposed functions use the raw
+ * stand-ins (the state is still INITING). */
+static int start(void)
+{
+	const char *v;
+
+	resolve();
+	/* Secure-exec (setuid, file capabilities): the environment is the
+	 * caller's, not the program's owner's; touch nothing. */
+	if (getauxval(AT_SECURE) != 0)
+		return PL_OFF;
+	v = getenv("SYNCMAP_PRELOAD");
+	if (v != NULL && strcmp(v, "0") == 0)
+		return PL_OFF;
+	if (v != NULL && *v != '\0' && strcmp(v, "1") != 0)
+		warn("SYNCMAP_PRELOAD", v, "want 0 or 1");
+	load_paths();
+	/* The library's own sigaction calls must reach the kernel's handler
+	 * table, not the program's view of it that ours below keeps. */
+	sm_sigaction = pl_real.sigaction;
+	sm_init();
+	if (pl_signals_start() != 0) {
+		fprintf(stderr, "libsyncmap-preload: cannot install the SIGSEGV handler (%s): shim off\n",
+			strerror(errno));
+		return PL_OFF;
+	}
+	if (sm_cfg.stats_at_exit)
+		atexit(stats_print);
+	return PL_ON;
+}
+
+int pl_start(int wait)
+{
+	long me = syscall(SYS_gettid);
+	int s = PL_UNINIT;
+
+	if (atomic_compare_exchange_strong(&pl_state, &s, PL_INITING)) {
+		atomic_store(&init_tid, me);
+		s = start();
+		/* release: the pl_real pointers are visible before the state is. */
+		atomic_store_explicit(&pl_state, s, memory_order_release);
+		return s;
+	}
+	/* Another call is starting the shim.  In this very thread it is a
+	 * recursion (dlsym -> malloc -> mmap): go through raw.  In another, wait
+	 * if asked, so that a mapping we should take is not let past. */
+	while (s == PL_INITING) {
+		if (!wait || atomic_load(&init_tid) == me)
+			return PL_INITING;
+		sched_yield();
+		s = atomic_load_explicit(&pl_state, memory_order_acquire);
+	}
+	return s;
+}
+
+/* Start before main: the SIGSEGV handler is in place before the program
+ * installs its own, whatever order its constructors run in. */
+__attribute__((constructor)) static void pl_ctor(void)
+{
+	pl_start(1);
+}

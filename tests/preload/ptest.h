@@ -1,0 +1,188 @@
+/* ptest.h -- checks shared by the preload test programs, which run under LD_PRELOAD and link no libsyncmap */
+#ifndef PTEST_H
+#define PTEST_H
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/fiemap.h>
+#include <linux/fs.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#define PT_SKIP 77
+
+static int pt_failed;
+
+/* A failed check is reported with its line and the run goes on, so one run
+ * shows every failure; the exit status says whether there was any. */
+#define CHECK(cond, ...)                                                                \
+	do {                                                                            \
+		if (!(cond)) {                                                          \
+			fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond); \
+			fprintf(stderr, __VA_ARGS__);                                   \
+			fputc('\n', stderr);                                            \
+			pt_failed = 1;                                                  \
+		}                                                                       \
+	} while (0)
+
+/* A check the rest of the run depends on. */
+#define REQUIRE(cond, ...)                \
+	do {                              \
+		CHECK(cond, __VA_ARGS__); \
+		if (!(cond))              \
+			exit(1);          \
+	} while (0)
+
+static inline void pt_note(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	printf("  ");
+	vprintf(fmt, ap);
+	printf("\n");
+	va_end(ap);
+	fflush(stdout);
+}
+
+static inline int pt_done(const char *name)
+{
+	printf("%s: %s\n", name, pt_failed ? "FAILED" : "ok");
+	return pt_failed ? 1 : 0;
+}
+
+/* The shim's public API, if the shim is loaded (NULL otherwise). */
+static inline int pt_mode(const void *addr)
+{
+	int (*fn)(const void *) = (int (*)(const void *))dlsym(RTLD_DEFAULT, "syncmap_mode");
+
+	return fn != NULL ? fn(addr) : -1;
+}
+
+struct pt_stats {
+	uint64_t maps_kernel, maps_fault, faults, syncs, bytes_prepared, presync_grains, errors;
+};
+
+static inline int pt_stats(struct pt_stats *s)
+{
+	void (*fn)(struct pt_stats *) = (void (*)(struct pt_stats *))dlsym(RTLD_DEFAULT, "syncmap_stats_get");
+
+	memset(s, 0, sizeof(*s));
+	if (fn == NULL)
+		return -1;
+	fn(s);
+	return 0;
+}
+
+enum { PT_NONE = 0, PT_KERNEL = 1, PT_FAULT = 2 };
+
+/* The permissions ("rw-s") of the mapping holding addr: 0, or -1. */
+static inline int pt_perms(const void *addr, char perms[5])
+{
+	FILE *f = fopen("/proc/self/maps", "re");
+	char line[512];
+	int rc = -1;
+
+	if (f == NULL)
+		return -1;
+	while (fgets(line, sizeof(line), f) != NULL) {
+		unsigned long s, e;
+		char p[5];
+
+		if (sscanf(line, "%lx-%lx %4s", &s, &e, p) == 3 && (uintptr_t)addr >= s &&
+		    (uintptr_t)addr < e) {
+			memcpy(perms, p, 5);
+			rc = 0;
+			break;
+		}
+	}
+	fclose(f);
+	return rc;
+}
+
+static inline int pt_writable(const void *addr)
+{
+	char p[5] = "";
+
+	return pt_perms(addr, p) == 0 && p[1] == 'w';
+}
+
+/* FIEMAP without FIEMAP_FLAG_SYNC: the file's block map as it is now,
+ * nothing flushed to get it.  1 if every byte of [off, off + len) is in an
+ * allocated, written extent (not delayed, unwritten or unknown), 0 if not,
+ * -1 on error.  *flags (if not NULL) gets the flags of the extents met. */
+static inline int pt_allocated(int fd, off_t off, size_t len, uint32_t *flags)
+{
+	enum { N = 512 };
+	struct fiemap *fm = calloc(1, sizeof(*fm) + N * sizeof(struct fiemap_extent));
+	const uint32_t bad = FIEMAP_EXTENT_DELALLOC | FIEMAP_EXTENT_UNKNOWN | FIEMAP_EXTENT_UNWRITTEN;
+	uint64_t at = (uint64_t)off, end = (uint64_t)off + len;
+
+	if (fm == NULL)
+		return -1;
+	fm->fm_start = (uint64_t)off;
+	fm->fm_length = len;
+	fm->fm_extent_count = N;
+	if (ioctl(fd, FS_IOC_FIEMAP, fm) != 0) {
+		free(fm);
+		return -1;
+	}
+	if (flags != NULL)
+		*flags = 0;
+	for (unsigned i = 0; i < fm->fm_mapped_extents && at < end; i++) {
+		struct fiemap_extent *e = &fm->fm_extents[i];
+
+		if (flags != NULL)
+			*flags |= e->fe_flags;
+		if (e->fe_logical + e->fe_length <= at)
+			continue;
+		if (e->fe_logical > at || (e->fe_flags & bad))
+			break;
+		at = e->fe_logical + e->fe_length;
+	}
+	free(fm);
+	return at >= end;
+}
+
+/* Does any extent intersect [off, off + len)? 1, 0, or -1. */
+static inline int pt_has_extent(int fd, off_t off, size_t len)
+{
+	struct fiemap fm;
+
+	memset(&fm, 0, sizeof(fm));
+	fm.fm_start = (uint64_t)off;
+	fm.fm_length = len;
+	fm.fm_extent_count = 0; /* count only */
+	if (ioctl(fd, FS_IOC_FIEMAP, &fm) != 0)
+		return -1;
+	return fm.fm_mapped_extents > 0;
+}
+
+/* A new sparse file of len bytes: an O_RDWR descriptor, or exit. */
+static inline int pt_sparse(const char *dir, const char *name, size_t len, char *path, size_t pathlen)
+{
+	char buf[4096];
+	int fd;
+
+	snprintf(buf, sizeof(buf), "%s/%s", dir, name);
+	fd = open(buf, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	REQUIRE(fd >= 0, "open %s: %s", buf, strerror(errno));
+	REQUIRE(ftruncate(fd, (off_t)len) == 0, "ftruncate: %s", strerror(errno));
+	if (path != NULL)
+		snprintf(path, pathlen, "%s", buf);
+	return fd;
+}
+
+static inline unsigned char pt_byte(size_t i, unsigned salt)
+{
+	return (unsigned char)(((i * 2654435761u) >> 7) ^ salt ^ 0x5a);
+}
+
+#endif
