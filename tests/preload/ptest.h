@@ -32,12 +32,14 @@ static int pt_failed;
 		}                                                                       \
 	} while (0)
 
-/* A check the rest of the run depends on. */
-#define REQUIRE(cond, ...)                \
-	do {                              \
-		CHECK(cond, __VA_ARGS__); \
-		if (!(cond))              \
-			exit(1);          \
+/* A check the rest of the run depends on (cond is evaluated once). */
+#define REQUIRE(cond, ...)                               \
+	do {                                             \
+		int ok_ = !!(cond);                      \
+		if (!ok_) {                              \
+			CHECK(ok_ &&#cond, __VA_ARGS__); \
+			exit(1);                         \
+		}                                        \
 	} while (0)
 
 static inline void pt_note(const char *fmt, ...)
@@ -105,6 +107,28 @@ static inline int pt_perms(const void *addr, char perms[5])
 	}
 	fclose(f);
 	return rc;
+}
+
+/* The start of the first mapping of a file whose path ends with suffix, or NULL. */
+static inline void *pt_find_map(const char *suffix)
+{
+	FILE *f = fopen("/proc/self/maps", "re");
+	char line[4352];
+	void *found = NULL;
+	size_t n = strlen(suffix);
+
+	if (f == NULL)
+		return NULL;
+	while (found == NULL && fgets(line, sizeof(line), f) != NULL) {
+		size_t len = strcspn(line, "\n");
+		unsigned long s;
+
+		line[len] = '\0';
+		if (len >= n && strcmp(line + len - n, suffix) == 0 && sscanf(line, "%lx-", &s) == 1)
+			found = (void *)s;
+	}
+	fclose(f);
+	return found;
 }
 
 static inline int pt_writable(const void *addr)
