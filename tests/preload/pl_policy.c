@@ -44,7 +44,9 @@ static void changes(const char *dir)
 	char *p = mmap(NULL, SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0), *q, *a;
 
 	REQUIRE(p != MAP_FAILED && pt_mode(p) == PT_FAULT, "mmap");
-	memset(p, 'a', GRAIN);
+	/* Grain 2 first: a first write to grain 0 would set the engine readying
+	 * the next grains, and grain 3 must stay unwritten below. */
+	memset(p + 2 * GRAIN, 'a', GRAIN);
 	/* MAP_FIXED of something else over the middle: that part is no longer ours. */
 	a = mmap(p + 4 * GRAIN, 2 * GRAIN, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED,
 		 -1, 0);
@@ -53,12 +55,13 @@ static void changes(const char *dir)
 	      "table after MAP_FIXED: %d %d %d", pt_mode(p), pt_mode(a), pt_mode(p + 6 * GRAIN));
 	a[5] = 'z';
 	/* mprotect down and up again: writes still fault into the library. */
-	CHECK(mprotect(p, 2 * GRAIN, PROT_READ) == 0, "mprotect R");
-	CHECK(!pt_writable(p), "R");
-	CHECK(mprotect(p, 2 * GRAIN, PROT_READ | PROT_WRITE) == 0, "mprotect RW");
-	CHECK(pt_writable(p) && !pt_writable(p + GRAIN), "durable grain writable again, fresh one not");
-	p[GRAIN] = 'b';
-	CHECK(pt_allocated(fd, GRAIN, 4096, NULL) == 1, "write after mprotect RW not allocated");
+	CHECK(mprotect(p + 2 * GRAIN, 2 * GRAIN, PROT_READ) == 0, "mprotect R");
+	CHECK(!pt_writable(p + 2 * GRAIN), "R");
+	CHECK(mprotect(p + 2 * GRAIN, 2 * GRAIN, PROT_READ | PROT_WRITE) == 0, "mprotect RW");
+	CHECK(pt_writable(p + 2 * GRAIN) && !pt_writable(p + 3 * GRAIN),
+	      "durable grain writable again, fresh one not");
+	p[3 * GRAIN] = 'b';
+	CHECK(pt_allocated(fd, 3 * GRAIN, 4096, NULL) == 1, "write after mprotect RW not allocated");
 	/* munmap of the tail. */
 	CHECK(munmap(p + 8 * GRAIN, SIZE - 8 * GRAIN) == 0, "munmap tail");
 	CHECK(pt_mode(p + 8 * GRAIN) == PT_NONE && pt_mode(p + 7 * GRAIN) == PT_FAULT, "table after munmap");
@@ -67,7 +70,7 @@ static void changes(const char *dir)
 	q = mremap(p, 4 * GRAIN, SIZE, MREMAP_MAYMOVE);
 	REQUIRE(q != MAP_FAILED, "mremap: %s", strerror(errno));
 	CHECK(pt_mode(q) == PT_FAULT && pt_mode(q + SIZE - 1) == PT_FAULT, "mode after mremap");
-	CHECK(q[0] == 'a' && q[GRAIN] == 'b', "data after mremap");
+	CHECK(q[2 * GRAIN] == 'a' && q[3 * GRAIN] == 'b', "data after mremap");
 	q[SIZE - 100] = 'c';
 	CHECK(pt_allocated(fd, SIZE - 4096, 4096, NULL) == 1, "write into the grown part not allocated");
 	munmap(q, SIZE);
