@@ -9,7 +9,9 @@
 #include <fcntl.h>
 #include <sched.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -70,10 +72,28 @@ static void *replace(void *addr, size_t len, int prot, int flags, int fd, off_t 
 	return p;
 }
 
+/* The program asked for a plain mapping, and mmap(2) never fails for lack
+ * of descriptors: if the library cannot duplicate the file's descriptor
+ * (EMFILE, ENFILE), the mapping is made plain, and said so once. */
+static void *unguarded(void *addr, size_t len, int prot, int flags, int fd, off_t off, int err)
+{
+	static _Atomic int warned;
+
+	if (!atomic_exchange(&warned, 1))
+		fprintf(stderr,
+			"libsyncmap-preload: a mapping left without the guarantee (%s); counted in "
+			"maps_unguarded\n",
+			strerror(err));
+	PL_STAT_ADD(maps_unguarded, 1);
+	return REAL(mmap)(addr, len, prot, flags, fd, off);
+}
+
 static void *take(void *addr, size_t len, int prot, int flags, int fd, off_t off)
 {
 	void *p = syncmap_mmap(addr, len, prot, flags, fd, off);
 
+	if (p == MAP_FAILED && (errno == EMFILE || errno == ENFILE))
+		return unguarded(addr, len, prot, flags, fd, off, errno);
 	/* The library itself leaves some alone (devices, hugetlbfs). */
 	if (p != MAP_FAILED && syncmap_mode(p) != SYNCMAP_MODE_NONE) {
 		pl_hull_add(p, len);

@@ -191,6 +191,17 @@ static void resolve(void)
 	RESOLVE(fallocate, "fallocate64");
 }
 
+void *pl_next(void *_Atomic *slot, const char *name)
+{
+	void *fn = atomic_load_explicit(slot, memory_order_relaxed);
+
+	if (fn == NULL) {
+		fn = dlsym(RTLD_NEXT, name);
+		atomic_store_explicit(slot, fn, memory_order_relaxed);
+	}
+	return fn;
+}
+
 static void warn(const char *what, const char *val, const char *why)
 {
 	fprintf(stderr, "libsyncmap-preload: ignoring %s=%s: %s\n", what, val, why);
@@ -285,10 +296,10 @@ void pl_hull_add(const void *p, size_t len)
 static void stats_print(void)
 {
 	fprintf(stderr,
-		"libsyncmap-preload[%d]: maps_taken=%llu maps_left=%llu buffers_prepared=%llu "
-		"files_changed=%llu handlers_chained=%llu\n",
-		(int)getpid(), LOAD(maps_taken), LOAD(maps_left), LOAD(buffers_prepared), LOAD(files_changed),
-		LOAD(handlers_chained));
+		"libsyncmap-preload[%d]: maps_taken=%llu maps_left=%llu maps_unguarded=%llu "
+		"buffers_prepared=%llu files_changed=%llu handlers_chained=%llu\n",
+		(int)getpid(), LOAD(maps_taken), LOAD(maps_left), LOAD(maps_unguarded),
+		LOAD(buffers_prepared), LOAD(files_changed), LOAD(handlers_chained));
 }
 
 /* Which state the shim settles in.  Runs once, in the thread that won the

@@ -100,6 +100,7 @@ void pl_hull_add(const void *p, size_t len);
 struct pl_stats {
 	uint64_t maps_taken;	   /* mappings handed to syncmap_mmap */
 	uint64_t maps_left;	   /* shared writable file mappings left alone (paths, tmpfs, MAP_SYNC) */
+	uint64_t maps_unguarded;   /* taken but made plain: the library had no descriptor for it */
 	uint64_t buffers_prepared; /* system-call buffers made writable before the call */
 	uint64_t files_changed;	   /* truncate/fallocate/MADV_REMOVE that re-protected ranges */
 	uint64_t handlers_chained; /* SIGSEGV dispositions the program set, kept behind ours */
@@ -112,6 +113,10 @@ extern struct pl_stats pl_stats;
  * that the program's view of SIGSEGV never depends on whether a FAULT
  * mapping exists yet (signals.c). */
 int pl_signals_start(void);
+
+/* The next definition of name, looked up once and kept in *slot (for the
+ * functions no raw system call can stand in for).  NULL if there is none. */
+void *pl_next(void *_Atomic *slot, const char *name);
 
 /* Make [p, p + len) writable if it lies in FAULT mappings of the shim:
  * 0, or -1 with errno (ENOSPC, EDQUOT, EIO) and nothing done (buffers.c). */

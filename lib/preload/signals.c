@@ -72,18 +72,14 @@ static sighandler_t set_handler(sighandler_t h, int flags, int self_blocked)
 	return old.sa_handler;
 }
 
-/* The next definition of a signal()-like function, looked up at first use. */
+/* The next definition of a signal()-like function. */
 static sighandler_t next_signal(void *_Atomic *slot, const char *name, int sig, sighandler_t h)
 {
-	sighandler_t (*fn)(int, sighandler_t) = atomic_load_explicit(slot, memory_order_relaxed);
+	sighandler_t (*fn)(int, sighandler_t) = pl_next(slot, name);
 
 	if (fn == NULL) {
-		fn = dlsym(RTLD_NEXT, name);
-		if (fn == NULL) {
-			errno = ENOSYS;
-			return SIG_ERR;
-		}
-		atomic_store_explicit(slot, (void *)fn, memory_order_relaxed);
+		errno = ENOSYS;
+		return SIG_ERR;
 	}
 	return fn(sig, h);
 }

@@ -110,6 +110,17 @@ static void file_reads(const char *dir)
 	iov[0] = (struct iovec){p, MSG};
 	CHECK(preadv2(fd, iov, 1, 0, 0) == MSG, "preadv2: %s", strerror(errno));
 	arrived("preadv2", p, MSG, 2);
+	/* stdio reads a request larger than its buffer straight into ours,
+	 * with its own internal read(2). */
+	{
+		FILE *f = fdopen(dup(fd), "r");
+
+		REQUIRE(f != NULL && fseek(f, 0, SEEK_SET) == 0, "fdopen");
+		p = fresh(MSG);
+		CHECK(fread(p, 1, MSG, f) == MSG, "fread: %s", strerror(errno));
+		arrived("fread", p, MSG, 2);
+		fclose(f);
+	}
 	close(fd);
 }
 

@@ -9,6 +9,7 @@
 #include <limits.h>
 #include <signal.h>
 #include <stdint.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 
@@ -35,6 +36,35 @@ static int mode_of(const char *dir, const char *name, int prot, int flags)
 	munmap(p, SIZE);
 	close(fd);
 	return m;
+}
+
+/* With every descriptor in use the library cannot keep its own: mmap(2)
+ * never fails for that, so the mapping is made plain (and counted). */
+static void no_descriptor(const char *dir)
+{
+	int fd = pt_sparse(dir, "nofd", SIZE, NULL, 0), spare[64], n = 0;
+	struct rlimit old, low;
+	char *p;
+
+	REQUIRE(getrlimit(RLIMIT_NOFILE, &old) == 0, "getrlimit");
+	low = old;
+	low.rlim_cur = (rlim_t)fd + 8;
+	REQUIRE(setrlimit(RLIMIT_NOFILE, &low) == 0, "setrlimit");
+	while (n < 64 && (spare[n] = dup(0)) >= 0)
+		n++;
+	REQUIRE(n < 64 && errno == EMFILE, "could not use up the descriptors");
+	p = mmap(NULL, SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	CHECK(p != MAP_FAILED, "mmap with no descriptor left: %s", strerror(errno));
+	if (p != MAP_FAILED) {
+		CHECK(pt_mode(p) == PT_NONE, "mode %d", pt_mode(p));
+		p[0] = 1;
+		munmap(p, SIZE);
+	}
+	while (n > 0)
+		close(spare[--n]);
+	setrlimit(RLIMIT_NOFILE, &old);
+	close(fd);
+	pt_note("no descriptor left for the library: the mapping is made plain, not refused");
 }
 
 /* The mmap family on a taken mapping keeps the table and the kernel in step. */
@@ -108,6 +138,7 @@ static void mode_default(const char *dir)
 	pt_note("taken: shared writable ext4 file; left: private, read-only, anonymous, tmpfs; MAP_SYNC: "
 		"kernel's refusal");
 	changes(dir);
+	no_descriptor(dir);
 }
 
 struct ksigaction {

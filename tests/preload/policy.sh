@@ -4,7 +4,10 @@ set -euo pipefail
 . "$(dirname "$0")/common.sh" "$@"
 err=$MNT/stderr
 
-under_shim "$BIN/pl_policy" "$MNT" default
+under_shim "$BIN/pl_policy" "$MNT" default 2>"$err" || { cat "$err"; fail "default"; }
+cat "$err"
+grep -q "a mapping left without the guarantee (Too many open files)" "$err" || fail "no warning for the plain mapping"
+[ "$(counter maps_unguarded "$err")" = 1 ] || fail "maps_unguarded is not 1"
 
 SYNCMAP_PRELOAD=0 under_shim "$BIN/pl_policy" "$MNT" off 2>"$err"
 cat "$err"
