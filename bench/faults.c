@@ -89,7 +89,7 @@ static pid_t start_copy_load(void)
 		snprintf(dst, sizeof(dst), "%s/load-dst", dir);
 		s = open(src, O_RDWR | O_CREAT | O_TRUNC, 0644);
 		memset(buf, 'L', sizeof(buf));
-		for (int i = 0; i < 128; i++)
+		for (int i = 0; i < 32; i++) /* 32 MiB: the guest's filesystems are small */
 			if (write(s, buf, sizeof(buf)) < 0)
 				_exit(1);
 		fsync(s);
