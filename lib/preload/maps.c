@@ -72,6 +72,15 @@ static void *replace(void *addr, size_t len, int prot, int flags, int fd, off_t 
 	return p;
 }
 
+/* A mapping the shim does not take: the next mmap, with the table kept
+ * right if it lands on some of the shim's mappings. */
+static void *plain(void *addr, size_t len, int prot, int flags, int fd, off_t off)
+{
+	if ((flags & MAP_FIXED) && pl_on() && sm_regions_any((uintptr_t)addr, end_of(addr, len)))
+		return replace(addr, len, prot, flags, fd, off);
+	return REAL(mmap)(addr, len, prot, flags, fd, off);
+}
+
 /* The program asked for a plain mapping, and mmap(2) never fails for lack
  * of descriptors: if the library cannot duplicate the file's descriptor
  * (EMFILE, ENFILE), the mapping is made plain, and said so once. */
@@ -85,7 +94,7 @@ static void *unguarded(void *addr, size_t len, int prot, int flags, int fd, off_
 			"maps_unguarded\n",
 			strerror(err));
 	PL_STAT_ADD(maps_unguarded, 1);
-	return REAL(mmap)(addr, len, prot, flags, fd, off);
+	return plain(addr, len, prot, flags, fd, off);
 }
 
 static void *take(void *addr, size_t len, int prot, int flags, int fd, off_t off)
@@ -113,9 +122,7 @@ static void *pl_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t 
 			return take(addr, len, prot, flags, fd, off);
 		PL_STAT_ADD(maps_left, 1);
 	}
-	if ((flags & MAP_FIXED) && pl_on() && sm_regions_any((uintptr_t)addr, end_of(addr, len)))
-		return replace(addr, len, prot, flags, fd, off);
-	return REAL(mmap)(addr, len, prot, flags, fd, off);
+	return plain(addr, len, prot, flags, fd, off);
 }
 
 PL_EXPORT void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)

@@ -237,6 +237,53 @@ static void no_space(const char *dir)
 	unlink(path);
 }
 
+/*
+ * A grain that is durable but read-only: the library's engine, running ahead
+ * of a sequential writer, leaves one such "tripwire" grain per window so that
+ * the writer's fault there asks for the next window.  Its grain bit says
+ * durable, yet the kernel cannot write it: the shim must still open it.
+ */
+static void tripwire(const char *dir)
+{
+	int fd = pt_sparse(dir, "tripwire", 16 * GRAIN, NULL, 0), pfd[2], found = -1;
+	char *p = mmap(NULL, 16 * GRAIN, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	ssize_t n;
+
+	REQUIRE(p != MAP_FAILED && pipe(pfd) == 0, "setup");
+	p[0] = 1; /* the first grain of the mapping: the engine readies the next ones */
+	/* Let the engine finish its window (it upgrades the window's last grain
+	 * last, or leaves nothing writable at all), then look for the grain
+	 * it made durable and left read-only. */
+	for (int tries = 0; tries < 2000; tries++) {
+		int writable = 0;
+
+		for (int g = 2; g < 16; g++)
+			writable += pt_writable(p + g * GRAIN);
+		if (writable > 0 && pt_writable(p + 4 * GRAIN))
+			break;
+		usleep(1000);
+	}
+	for (int g = 1; g < 16 && found < 0; g++)
+		if (pt_allocated(fd, (off_t)g * GRAIN, GRAIN, NULL) == 1 && !pt_writable(p + g * GRAIN))
+			found = g;
+	if (found < 0) {
+		pt_note("tripwire: the engine left no durable read-only grain here; case not exercised");
+	} else {
+		REQUIRE(write(pfd[1], "tripwire", 8) == 8, "write pipe");
+		n = syscall(SYS_read, pfd[0], p + found * GRAIN, (size_t)8);
+		CHECK(n == -1 && errno == EFAULT, "raw read into the tripwire grain: %zd", n);
+		n = read(pfd[0], p + found * GRAIN, 8);
+		CHECK(n == 8 && memcmp(p + found * GRAIN, "tripwire", 8) == 0,
+		      "read into the tripwire grain: %zd (%s)", n, strerror(errno));
+		pt_note("read into a durable but read-only grain (the engine's tripwire, grain %d): ok",
+			found);
+	}
+	close(pfd[0]);
+	close(pfd[1]);
+	munmap(p, 16 * GRAIN);
+	close(fd);
+}
+
 int main(int argc, char **argv)
 {
 	size_t len = (size_t)NGRAINS * GRAIN;
@@ -253,6 +300,7 @@ int main(int argc, char **argv)
 	file_reads(argv[1]);
 	sockets();
 	bad_buffers();
+	tripwire(argv[1]);
 	no_space(argv[1]);
 	return pt_done("pl_buffers");
 }
