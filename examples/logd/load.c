@@ -305,7 +305,7 @@ static int run_load(const struct cfg *cfg, struct result *res)
 
 static void print_result(const char *label, const struct result *res)
 {
-	printf("%-28s %9" PRIu64 " %10.0f %9.1f %9.1f %9.1f %6" PRIu64 "\n", label, res->acks,
+	printf("%-34s %9" PRIu64 " %10.0f %9.1f %9.1f %9.1f %6" PRIu64 "\n", label, res->acks,
 	       res->secs > 0 ? (double)res->acks / res->secs : 0, res->p50, res->p99, res->max, res->errors);
 	if (res->first_error[0] != '\0')
 		printf("  first error: %s\n", res->first_error);
@@ -318,7 +318,7 @@ static void print_header(const struct cfg *cfg)
 		printf("%" PRIu64 " lines each\n", cfg->lines);
 	else
 		printf("%.1f s\n", cfg->seconds);
-	printf("%-28s %9s %10s %9s %9s %9s %6s\n", "server", "acks", "lines/s", "p50 us", "p99 us", "max us",
+	printf("%-34s %9s %10s %9s %9s %9s %6s\n", "server", "acks", "lines/s", "p50 us", "p99 us", "max us",
 	       "errors");
 }
 

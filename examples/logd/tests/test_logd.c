@@ -524,15 +524,23 @@ Test(logd, load_compare_reports_both_servers, .timeout = 60)
 	while (fgets(line, sizeof(line), f) != NULL) {
 		unsigned long long acks, errors;
 		double rate, p50, p99, max;
-		char *nums = line + 28;
+		char *tok[32];
+		int n = 0;
 
-		if (strlen(line) < 30 ||
-		    (strncmp(line, "syncmap", 7) != 0 && strncmp(line, "write + fdatasync", 17)))
+		if (strncmp(line, "syncmap", 7) != 0 && strncmp(line, "write + fdatasync", 17) != 0)
 			continue;
-		cr_assert_eq(
-			sscanf(nums, "%llu %lf %lf %lf %lf %llu", &acks, &rate, &p50, &p99, &max, &errors), 6,
-			"row: %s", line);
-		cr_assert(acks > 0 && rate > 0 && p50 > 0 && p99 >= p50 && errors == 0, "row: %s", line);
+		/* The label has spaces in it; the six numbers end the row. */
+		for (char *t = strtok(line, " \n"); t != NULL && n < 32; t = strtok(NULL, " \n"))
+			tok[n++] = t;
+		cr_assert_geq(n, 7, "short row");
+		cr_assert(sscanf(tok[n - 6], "%llu", &acks) == 1 && sscanf(tok[n - 5], "%lf", &rate) == 1 &&
+				  sscanf(tok[n - 4], "%lf", &p50) == 1 &&
+				  sscanf(tok[n - 3], "%lf", &p99) == 1 &&
+				  sscanf(tok[n - 2], "%lf", &max) == 1 &&
+				  sscanf(tok[n - 1], "%llu", &errors) == 1,
+			  "unparsable row");
+		cr_assert(acks > 0 && rate > 0 && p50 > 0 && p99 >= p50 && errors == 0,
+			  "acks %llu rate %f p50 %f p99 %f errors %llu", acks, rate, p50, p99, errors);
 		rows++;
 	}
 	fclose(f);
