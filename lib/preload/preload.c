@@ -252,17 +252,41 @@ static int under(const char *file, const char *dir)
 	return strncmp(file, dir, n) == 0 && file[n] == '/';
 }
 
+/*
+ * Filesystems with no blocks to make durable.  Memory filesystems keep
+ * nothing across a crash: the guarantee is void and FAULT mode pure cost
+ * (POSIX shm, memfd and /dev/shm are tmpfs).  Pseudo filesystems map kernel
+ * or device memory (a PCI BAR through sysfs "resource" files): readying a
+ * grain there would populate and sync device memory.
+ */
+static int blockless(unsigned long type)
+{
+	switch (type) {
+	case TMPFS_MAGIC:
+	case RAMFS_MAGIC:
+	case SYSFS_MAGIC:
+	case PROC_SUPER_MAGIC:
+	case DEBUGFS_MAGIC:
+	case TRACEFS_MAGIC:
+	case SECURITYFS_MAGIC:
+	case CGROUP_SUPER_MAGIC:
+	case CGROUP2_SUPER_MAGIC:
+	case BPF_FS_MAGIC:
+	case EFIVARFS_MAGIC:
+	case PSTOREFS_MAGIC:
+	case DEVPTS_SUPER_MAGIC:
+	case ANON_INODE_FS_MAGIC: return 1;
+	default: return 0;
+	}
+}
+
 int pl_file_wanted(int fd)
 {
 	char link[32], file[PATH_MAX];
 	struct statfs sf;
 	ssize_t n;
 
-	/* Memory filesystems have no blocks and nothing survives a crash: the
-	 * guarantee is void there and FAULT mode would be pure cost (POSIX shm,
-	 * memfd, /dev/shm are all tmpfs). */
-	if (fstatfs(fd, &sf) == 0 &&
-	    ((unsigned long)sf.f_type == TMPFS_MAGIC || (unsigned long)sf.f_type == RAMFS_MAGIC))
+	if (fstatfs(fd, &sf) == 0 && blockless((unsigned long)sf.f_type))
 		return 0;
 	if (!paths_set)
 		return 1;
