@@ -245,8 +245,10 @@ static void take_line(struct server *s, struct conn *c, const char *a, size_t al
 		s->arena_cap = (s->arena_len + n) * 2;
 		s->arena = xrealloc(s->arena, s->arena_cap);
 	}
-	memcpy(s->arena + s->arena_len, a, alen);
-	memcpy(s->arena + s->arena_len + alen, b, blen);
+	if (alen > 0) /* a is NULL while the connection had no partial line */
+		memcpy(s->arena + s->arena_len, a, alen);
+	if (blen > 0)
+		memcpy(s->arena + s->arena_len + alen, b, blen);
 	if (s->npend == s->cappend) {
 		s->cappend = s->cappend ? s->cappend * 2 : 256;
 		s->pend = xrealloc(s->pend, s->cappend * sizeof(*s->pend));

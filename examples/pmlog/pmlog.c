@@ -90,6 +90,8 @@ fail:
 
 static void copy_in(struct pmlog *l, void *dst, const void *src, size_t n)
 {
+	if (n == 0)
+		return; /* an empty record may come with a NULL pointer */
 	if (pm_memcpy != NULL)
 		pm_memcpy(dst, src, n, l->copy_flags);
 	else
@@ -203,7 +205,7 @@ static void put_rec(struct pmlog *l, char *dst, const struct iovec *rec, uint32_
 	memcpy(dst + 4, &crc, 4);
 	if (l != NULL)
 		copy_in(l, dst + PMLOG_REC_HDR, rec->iov_base, len);
-	else
+	else if (len > 0)
 		memcpy(dst + PMLOG_REC_HDR, rec->iov_base, len);
 	/* Padding and commit word are zero already (everything past the tail
 	 * is); stored again so that a retry over a failed append cannot leave a
