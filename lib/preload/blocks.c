@@ -1,4 +1,4 @@
-/* blocks.c -- truncate and fallocate: blocks the program frees under its FAULT mappings are re-protected
+/* blocks.c -- truncate, fallocate, reflink: blocks the program frees or shares under its FAULT mappings are re-protected
  *
  * What FAULT mode made writable stays writable.  Once the blocks beneath
  * are freed (a hole punched, the file cut short), the next write there
@@ -7,6 +7,11 @@
  * write access back (syncmap_file_changed): the next write faults and is
  * made durable again.  A write racing the change itself, from another
  * thread, can slip between the two; that is the program racing its own hole.
+ *
+ * Sharing blocks is the same loss in another form: once an extent is shared
+ * (a reflink clone, a dedupe, a copy_file_range that the filesystem turns
+ * into a clone, as xfs and btrfs do), the next write to it is copy-on-write
+ * and allocates again.  Both sides of the sharing are re-protected.
  */
 #include "preload.h"
 
@@ -15,6 +20,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/fs.h>
+#include <stdarg.h>
+#include <sys/syscall.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -97,4 +105,74 @@ PL_EXPORT int fallocate(int fd, int mode, off_t off, off_t len)
 PL_EXPORT int fallocate64(int fd, int mode, off64_t off, off64_t len)
 {
 	return fallocate(fd, mode, off, len);
+}
+
+/* The extents of [off, off + len) of both files may now be shared.  len 0:
+ * to the end of the file. */
+static void shared(int dst, off_t dst_off, int src, off_t src_off, off_t len)
+{
+	changed(dst, dst_off, len);
+	changed(src, src_off, len);
+}
+
+static void after_ioctl(int fd, unsigned long req, void *arg)
+{
+	if (req == FICLONE) {
+		shared(fd, 0, (int)(intptr_t)arg, 0, 0);
+	} else if (req == FICLONERANGE) {
+		const struct file_clone_range *r = arg;
+
+		shared(fd, (off_t)r->dest_offset, (int)r->src_fd, (off_t)r->src_offset, (off_t)r->src_length);
+	} else {
+		const struct file_dedupe_range *r = arg;
+
+		/* fd is the source; every destination that matched now shares it. */
+		for (unsigned i = 0; i < r->dest_count; i++)
+			if (r->info[i].status == FILE_DEDUPE_RANGE_SAME && r->info[i].bytes_deduped > 0)
+				shared((int)r->info[i].dest_fd, (off_t)r->info[i].dest_offset, fd,
+				       (off_t)r->src_offset, (off_t)r->info[i].bytes_deduped);
+	}
+}
+
+static void *_Atomic real_ioctl, *_Atomic real_copy_file_range;
+
+PL_EXPORT int ioctl(int fd, unsigned long req, ...)
+{
+	int (*fn)(int, unsigned long, ...) = pl_next(&real_ioctl, "ioctl");
+	va_list ap;
+	void *arg;
+	int rc;
+
+	/* As libc's own: the one optional argument, taken as a pointer. */
+	va_start(ap, req);
+	arg = va_arg(ap, void *);
+	va_end(ap);
+	rc = fn != NULL ? fn(fd, req, arg) : (int)syscall(SYS_ioctl, fd, req, arg);
+	if (rc == 0 && (req == FICLONE || req == FICLONERANGE || req == FIDEDUPERANGE) && any_region())
+		after_ioctl(fd, req, arg);
+	return rc;
+}
+
+PL_EXPORT ssize_t copy_file_range(int in, off64_t *in_off, int out, off64_t *out_off, size_t len,
+				  unsigned flags)
+{
+	ssize_t (*fn)(int, off64_t *, int, off64_t *, size_t, unsigned) =
+		pl_next(&real_copy_file_range, "copy_file_range");
+	int track = any_region();
+	off_t from = 0, to = 0;
+	ssize_t n;
+
+	if (fn == NULL) {
+		errno = ENOSYS;
+		return -1;
+	}
+	/* Where the copy starts: the offsets given, or the file positions. */
+	if (track) {
+		from = in_off != NULL ? *in_off : lseek(in, 0, SEEK_CUR);
+		to = out_off != NULL ? *out_off : lseek(out, 0, SEEK_CUR);
+	}
+	n = fn(in, in_off, out, out_off, len, flags);
+	if (n > 0 && track && from >= 0 && to >= 0)
+		shared(out, to, in, from, (off_t)n);
+	return n;
 }

@@ -1,6 +1,6 @@
-# common.sh -- sourced by each preload test: a fresh ext4 on a loop device, in a private mount namespace
+# common.sh -- sourced by each preload test: a fresh ext4 (or xfs) on a loop device, in a private mount namespace
 #
-# Usage from a test script:  . common.sh "$@"   with arguments SHIM BINDIR [SRCDIR]
+# Usage from a test script:  . common.sh "$@"   with arguments SHIM BINDIR ...
 # Sets SHIM (the preload library), BIN (the test programs), MNT (the mounted
 # filesystem).  A test that cannot get a loop device exits 77: ctest counts
 # it as skipped, never as passed.  The filesystem goes away however the test
@@ -43,8 +43,16 @@ pl_cleanup() {
 trap pl_cleanup EXIT
 trap 'exit 143' TERM INT
 
-truncate -s "${PL_FS_MB:-256}M" "$IMG"
-mkfs.ext4 -q -F -b 4096 -m 0 "$IMG" >/dev/null 2>&1 || skip "mkfs.ext4 failed"
+# PL_FSTYPE=xfs for a test that needs shared extents (reflink); xfs wants
+# at least 300 MiB.
+if [ "${PL_FSTYPE:-ext4}" = xfs ]; then
+	command -v mkfs.xfs >/dev/null || skip "no mkfs.xfs"
+	truncate -s "${PL_FS_MB:-512}M" "$IMG"
+	mkfs.xfs -q -f -m reflink=1 "$IMG" >/dev/null 2>&1 || skip "mkfs.xfs -m reflink=1 failed"
+else
+	truncate -s "${PL_FS_MB:-256}M" "$IMG"
+	mkfs.ext4 -q -F -b 4096 -m 0 "$IMG" >/dev/null 2>&1 || skip "mkfs.ext4 failed"
+fi
 mount -o loop "$IMG" "$MNT" 2>/dev/null || skip "cannot mount a loop device"
 
 # Run a command under the shim, with its counters printed at exit.
