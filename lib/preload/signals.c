@@ -34,6 +34,15 @@ static int kept(int sig)
 
 static int set_action(const struct sigaction *act, struct sigaction *old)
 {
+	struct sigaction copy;
+
+	/* POSIX forbids act and old to be one struct (restrict), but glibc's
+	 * own sigaction copes with it and programs rely on that: the new
+	 * action is read before the old one is written. */
+	if (act != NULL) {
+		copy = *act;
+		act = &copy;
+	}
 	sm_fault_set_chained(act, old);
 	if (act != NULL)
 		PL_STAT_ADD(handlers_chained, 1);
