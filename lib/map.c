@@ -154,8 +154,10 @@ static int register_kernel(void *p, size_t len, int prot, off_t off)
 }
 
 /* How a FAULT mapping persists: a CPU flush only where it is known to reach
- * the media (a DAX file for which the kernel grants MAP_SYNC, i.e. FAULT was
- * forced), or where the user says so. */
+ * the media, or where the user says so.  Known: a DAX file for which the
+ * kernel grants MAP_SYNC (FAULT was forced), which means synchronous pmem;
+ * or a DAX file on a platform with eADR.  Not page cache, and not an async
+ * DAX device (virtio-pmem refuses MAP_SYNC: its host must be asked). */
 static pmem2_persist_fn fault_persist(const struct sm_file *f)
 {
 	switch (sm_cfg.flush) {
