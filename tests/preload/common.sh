@@ -32,12 +32,16 @@ if [ -z "${PL_IN_NS:-}" ]; then
 	PL_IN_NS=1 exec unshare -m --propagation private -- bash "$0" "$@"
 fi
 
+# The image is unlinked as soon as it is mounted and the mount lives in this
+# namespace only, over /mnt: a test killed outright (a ctest timeout) leaves
+# no file, no directory and, by autoclear, no loop device behind.
 IMG=$(mktemp /dev/shm/syncmap-preload-XXXXXX)
-MNT=$(mktemp -d /tmp/syncmap-preload-XXXXXX)
+MNT=/mnt
+[ -d "$MNT" ] || MNT=$(mktemp -d /tmp/syncmap-preload-XXXXXX)
 pl_cleanup() {
 	cd /
 	umount "$MNT" 2>/dev/null || umount -l "$MNT" 2>/dev/null || true
-	rmdir "$MNT" 2>/dev/null || true
+	[ "$MNT" = /mnt ] || rmdir "$MNT" 2>/dev/null || true
 	rm -f "$IMG"
 }
 trap pl_cleanup EXIT
@@ -54,6 +58,7 @@ else
 	mkfs.ext4 -q -F -b 4096 -m 0 "$IMG" >/dev/null 2>&1 || skip "mkfs.ext4 failed"
 fi
 mount -o loop "$IMG" "$MNT" 2>/dev/null || skip "cannot mount a loop device"
+rm -f "$IMG"
 
 # Run a command under the shim, with its counters printed at exit.
 under_shim() {

@@ -119,6 +119,10 @@ static void *forker(void *arg)
 			if (p == MAP_FAILED || pt_mode(p) != PT_FAULT)
 				_exit(1);
 			memset(p + (getpid() % 64) * PAGE, 'c', PAGE);
+			/* As a spawner's child does before exec: reset SIGSEGV, while in
+			 * the parent another thread was changing it at the fork. */
+			if (signal(SIGSEGV, SIG_DFL) == SIG_ERR)
+				_exit(1);
 			_exit(munmap(p, AREA) == 0 ? 0 : 1);
 		}
 		if (pid > 0 && waitpid(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0)
