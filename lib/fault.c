@@ -26,11 +26,14 @@
 int (*sm_sigaction)(int, const struct sigaction *, struct sigaction *) = sigaction;
 
 /* The chained handler, double-buffered so the handler reads a consistent copy
- * while the shim records a new one: writers (serialized by chain_mutex) fill
- * the slot not in use, then publish its index. */
+ * while the shim records a new one: writers fill the slot not in use, then
+ * publish its index.  Writers are serialized by a spinlock taken with every
+ * signal blocked (a program may call sigaction from a signal handler, so a
+ * mutex could deadlock), and held across fork by the atfork handlers (so a
+ * child never inherits it taken). */
 static struct sigaction chained[2];
 static _Atomic int chained_idx;
-static pthread_mutex_t chain_mutex = PTHREAD_MUTEX_INITIALIZER;
+static atomic_flag chain_busy = ATOMIC_FLAG_INIT;
 /* Set when the chained handler had SA_RESETHAND and has run once: from then
  * on it is SIG_DFL, as the kernel would have reset it. */
 static _Atomic int chained_reset;
@@ -41,10 +44,32 @@ int sm_fault_installed(void)
 	return atomic_load(&installed);
 }
 
+void sm_fault_lock_chain(sigset_t *saved)
+{
+	sigset_t all;
+
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, saved);
+	while (atomic_flag_test_and_set_explicit(&chain_busy, memory_order_acquire))
+		sched_yield();
+}
+
+void sm_fault_unlock_chain(const sigset_t *saved)
+{
+	atomic_flag_clear_explicit(&chain_busy, memory_order_release);
+	pthread_sigmask(SIG_SETMASK, saved, NULL);
+}
+
 void sm_fault_set_chained(const struct sigaction *act, struct sigaction *old)
 {
-	pthread_mutex_lock(&chain_mutex);
-	int i = atomic_load(&chained_idx);
+	struct sigaction copy;
+	sigset_t saved;
+	int i;
+
+	if (act != NULL)
+		copy = *act; /* act and old may be the same struct */
+	sm_fault_lock_chain(&saved);
+	i = atomic_load(&chained_idx);
 
 	if (old != NULL) {
 		*old = chained[i];
@@ -54,11 +79,11 @@ void sm_fault_set_chained(const struct sigaction *act, struct sigaction *old)
 		}
 	}
 	if (act != NULL) {
-		chained[!i] = *act;
+		chained[!i] = copy;
 		atomic_store(&chained_reset, 0);
 		atomic_store(&chained_idx, !i);
 	}
-	pthread_mutex_unlock(&chain_mutex);
+	sm_fault_unlock_chain(&saved);
 }
 
 /* Did the faulting access write?  The hardware says so in the fault context. */
@@ -180,6 +205,8 @@ static void chain(int sig, siginfo_t *si, void *uctx)
 	struct sigaction act = chained[atomic_load(&chained_idx)];
 	sigset_t mask, saved;
 
+	if (act.sa_handler == SIG_IGN && !atomic_load(&chained_reset) && (si == NULL || si->si_code <= 0))
+		return; /* a SIGSEGV sent with kill(2) is ignored, as the kernel would */
 	if (atomic_load(&chained_reset) || act.sa_handler == SIG_DFL || act.sa_handler == SIG_IGN) {
 		/* SIG_IGN cannot ignore a fault: the kernel kills for it too. */
 		default_action(sig, si, uctx);

@@ -18,6 +18,11 @@ extern int (*sm_sigaction)(int sig, const struct sigaction *act, struct sigactio
  * them; old (if not NULL) receives the previous one. */
 void sm_fault_set_chained(const struct sigaction *act, struct sigaction *old);
 
+/* The lock that serializes changes of the chained handler: taken with every
+ * signal blocked (saved receives the old mask).  Held across fork. */
+void sm_fault_lock_chain(sigset_t *saved);
+void sm_fault_unlock_chain(const sigset_t *saved);
+
 /* 1 once the library's handler is installed. */
 int sm_fault_installed(void);
 

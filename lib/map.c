@@ -35,19 +35,25 @@
 #define SM_MAP_TYPE 0x0f
 
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
+static sigset_t fork_mask; /* the forking thread's, while the chain lock is held */
 
+/* Fork while another thread holds a lock would leave the child with it taken
+ * forever: take them all around fork. */
 static void atfork_prepare(void)
 {
 	sm_table_lock();
+	sm_fault_lock_chain(&fork_mask);
 }
 
 static void atfork_parent(void)
 {
+	sm_fault_unlock_chain(&fork_mask);
 	sm_table_unlock();
 }
 
 static void atfork_child(void)
 {
+	sm_fault_unlock_chain(&fork_mask);
 	sm_table_after_fork_child();
 	sm_engine_after_fork_child();
 	sm_table_unlock();
@@ -57,8 +63,6 @@ static void init(void)
 {
 	sm_config_load();
 	sm_durable_init();
-	/* Fork while a writer holds the table would leave the child a locked
-	 * table; taking the lock around fork makes the child's copy consistent. */
 	pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
 	if (sm_cfg.stats_at_exit)
 		atexit(sm_stats_print);
@@ -75,8 +79,28 @@ static size_t page_round(size_t len)
 	return (len + sm_cfg.page - 1) & ~(sm_cfg.page - 1);
 }
 
+/* Filesystems whose "files" are not stored anywhere, where a shared writable
+ * mapping may even be device memory (sysfs PCI resources): never taken. */
+static int pseudo_fs(unsigned long type)
+{
+	switch (type) {
+	case HUGETLBFS_MAGIC: /* pages too large for grains, and no disk */
+	case SYSFS_MAGIC:
+	case PROC_SUPER_MAGIC:
+	case DEBUGFS_MAGIC:
+	case TRACEFS_MAGIC:
+	case SECURITYFS_MAGIC:
+	case BPF_FS_MAGIC:
+	case CGROUP2_SUPER_MAGIC:
+		return 1;
+	default:
+		return 0;
+	}
+}
+
 /* Does the library take this mapping over?  A shared, writable mapping of a
- * regular file; hugetlbfs excepted (its pages are too large for grains). */
+ * regular file on a filesystem that stores it (tmpfs is taken: nothing there
+ * survives a crash, but the mapping behaves as everywhere else). */
 static int takes_over(int prot, int flags, int fd)
 {
 	int type = flags & SM_MAP_TYPE;
@@ -89,7 +113,7 @@ static int takes_over(int prot, int flags, int fd)
 		return 0;
 	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
 		return 0; /* mmap(2) gives its own error, or maps the device */
-	if (fstatfs(fd, &sf) == 0 && (unsigned long)sf.f_type == HUGETLBFS_MAGIC)
+	if (fstatfs(fd, &sf) == 0 && pseudo_fs((unsigned long)sf.f_type))
 		return 0;
 	return 1;
 }

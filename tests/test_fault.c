@@ -276,3 +276,26 @@ Test(fault, failed_sync_with_sigbus_ignored_still_kills)
 	cr_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGBUS, "status %#x: SIGBUS ignored must still kill",
 		  st);
 }
+
+/* SIG_IGN for SIGSEGV: a SIGSEGV sent with kill(2) is ignored, a real fault
+ * kills anyway (as the kernel does: a fault cannot be ignored). */
+Test(fault, ignored_sigsegv_from_kill_stays_ignored)
+{
+	char *p;
+
+	signal(SIGSEGV, SIG_IGN);
+	p = fault_map(4 * PG, 4 * PG, 1); /* chains behind SIG_IGN */
+	POKE(&p[0], 1);
+	cr_assert_eq(kill(getpid(), SIGSEGV), 0);
+	cr_assert_eq(p[0], 1, "still alive after an ignored SIGSEGV from kill");
+}
+
+Test(fault, ignored_sigsegv_does_not_ignore_a_fault, .signal = SIGSEGV)
+{
+	char *p;
+
+	signal(SIGSEGV, SIG_IGN);
+	p = fault_map(4 * PG, 4 * PG, 0);
+	POKE(&p[0], 1);
+	*(volatile int *)NULL = 1;
+}
