@@ -6,7 +6,8 @@ set -euo pipefail
 pkgs=(cmake make gcc g++ pkg-config libpmem2-dev libuv1-dev libcriterion-dev valgrind
 	e2fsprogs xfsprogs util-linux
 	liblmdb-dev lmdb-utils tokyocabinet-bin python3
-	clang libclang-rt-14-dev man-db groff-base "$@")
+	clang libclang-rt-14-dev man-db groff-base
+	clang-format libasan8 libubsan1 libtsan2 "$@")
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

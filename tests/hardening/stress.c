@@ -208,9 +208,9 @@ static void verify_pread(int file, size_t page, const char *when)
 
 static void begin_change(int file, size_t page)
 {
-	atomic_fetch_add(&pages[file][page].seq, 1); /* odd: the checker keeps off */
-	/* The seq store must be visible before any store to the page itself. */
-	atomic_thread_fence(memory_order_seq_cst);
+	/* Odd: the checker keeps off.  The increment is seq_cst, so an acquire
+	 * too: the stores to the page that follow cannot move before it. */
+	atomic_fetch_add(&pages[file][page].seq, 1);
 }
 
 static void end_change(int file, size_t page, uint32_t expect)
@@ -237,10 +237,13 @@ static uint32_t next_version(struct worker *w)
 /* FIEMAP of one page: 1 if its blocks are allocated and written. */
 static int page_allocated(int file, size_t page)
 {
-	struct {
+	/* A union, not a struct with the extents after it: a flexible array
+	 * member may not be followed by anything in ISO C (clang says so). */
+	union {
 		struct fiemap fm;
-		struct fiemap_extent ext[4];
+		char room[sizeof(struct fiemap) + 4 * sizeof(struct fiemap_extent)];
 	} q;
+	const struct fiemap_extent *x = q.fm.fm_extents;
 	uint64_t off = (uint64_t)page * PG;
 	const uint32_t bad = FIEMAP_EXTENT_DELALLOC | FIEMAP_EXTENT_UNWRITTEN | FIEMAP_EXTENT_UNKNOWN;
 
@@ -251,8 +254,8 @@ static int page_allocated(int file, size_t page)
 	if (ioctl(fds[file], FS_IOC_FIEMAP, &q.fm) != 0)
 		return -1;
 	for (uint32_t i = 0; i < q.fm.fm_mapped_extents; i++)
-		if (q.ext[i].fe_logical <= off && q.ext[i].fe_logical + q.ext[i].fe_length >= off + PG)
-			return (q.ext[i].fe_flags & bad) == 0;
+		if (x[i].fe_logical <= off && x[i].fe_logical + x[i].fe_length >= off + PG)
+			return (x[i].fe_flags & bad) == 0;
 	return 0;
 }
 
