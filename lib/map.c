@@ -254,15 +254,38 @@ fail:
 	return MAP_FAILED;
 }
 
+/* Does the kernel grant MAP_SYNC for this file?  Asked with a one-page
+ * mapping somewhere else, never at the caller's address: a refusal in the
+ * filesystem's ->mmap hook comes after the kernel cleared a MAP_FIXED target,
+ * which would leave a hole where the caller's old mapping was (seen on ext4)
+ * and let other mappings land in it.  1 granted, 0 refused (EOPNOTSUPP, or
+ * EINVAL before 4.15), -1 with errno for what mmap(2) itself refuses. */
+static int probe_map_sync(int prot, int fd, off_t off)
+{
+	void *p = sm_sys_mmap(NULL, sm_cfg.page, prot, MAP_SHARED_VALIDATE | MAP_SYNC, fd, off);
+
+	if (p != MAP_FAILED) {
+		sm_sys_munmap(p, sm_cfg.page);
+		return 1;
+	}
+	return errno == EOPNOTSUPP || errno == EINVAL ? 0 : -1;
+}
+
 /* Table lock held.  KERNEL if the kernel grants MAP_SYNC (and FAULT is not
- * forced), FAULT if it refuses, the kernel's error otherwise. */
+ * forced), FAULT if it refuses, the kernel's error otherwise.  The mapping at
+ * the caller's address is made once, so MAP_FIXED replaces atomically, as
+ * mmap(2) does: no moment where a thread finds the range unmapped. */
 static void *map_syncmap(void *addr, size_t len, int prot, int flags, int fd, off_t off, struct sm_cut *cut)
 {
-	int sync_flags = (flags & ~SM_MAP_TYPE) | MAP_SHARED_VALIDATE | MAP_SYNC;
-	void *p = sm_sys_mmap(addr, len, prot, sync_flags, fd, off);
-	int mapsync = p != MAP_FAILED;
+	int granted = probe_map_sync(prot, fd, off);
+	void *p;
 
-	if (mapsync && sm_cfg.mode != SM_PREF_FAULT) {
+	if (granted < 0)
+		goto fail;
+	if (granted && sm_cfg.mode != SM_PREF_FAULT) {
+		p = sm_sys_mmap(addr, len, prot, (flags & ~SM_MAP_TYPE) | MAP_SHARED_VALIDATE | MAP_SYNC, fd, off);
+		if (p == MAP_FAILED)
+			goto fail;
 		if (cut != NULL)
 			sm_cut_commit(cut, 1, 0);
 		if (register_kernel(p, len, prot, off) != 0) {
@@ -272,43 +295,31 @@ static void *map_syncmap(void *addr, size_t len, int prot, int flags, int fd, of
 		}
 		return p;
 	}
-	if (mapsync) {
-		/* FAULT forced where MAP_SYNC works (the DAX guest tests): note that
-		 * CPU flushes persist this file, and map again. */
+	if (granted) {
+		/* FAULT forced where MAP_SYNC works (the DAX guest tests): CPU
+		 * flushes persist this file. */
 		struct sm_file *f = sm_file_get(fd);
 
-		if (!(flags & MAP_FIXED))
-			sm_sys_munmap(p, len);
-		if (f != NULL) {
-			f->mapsync = 1;
-			p = map_fault(addr, len, prot, flags, fd, off, cut);
-			sm_file_put(f);
-			return p;
-		}
-		if (flags & MAP_FIXED)
-			sm_sys_munmap(p, len);
-		if (cut != NULL)
-			sm_cut_abort(cut);
-		return MAP_FAILED;
-	}
-	/* EOPNOTSUPP: MAP_SYNC refused for this file.  EINVAL: a kernel before
-	 * 4.15 (no MAP_SHARED_VALIDATE), or arguments mmap(2) refuses anyway, in
-	 * which case the FAULT mapping below fails with the same error. */
-	if (errno != EOPNOTSUPP && errno != EINVAL) {
-		int err = errno;
-
-		if (cut != NULL)
-			sm_cut_abort(cut);
-		errno = err;
-		return MAP_FAILED;
+		if (f == NULL)
+			goto fail;
+		f->mapsync = 1;
+		p = map_fault(addr, len, prot, flags, fd, off, cut);
+		sm_file_put(f);
+		return p;
 	}
 	if (sm_cfg.mode == SM_PREF_KERNEL) {
-		if (cut != NULL)
-			sm_cut_abort(cut);
 		errno = EOPNOTSUPP;
-		return MAP_FAILED;
+		goto fail;
 	}
 	return map_fault(addr, len, prot, flags, fd, off, cut);
+fail:
+	if (cut != NULL) {
+		int err = errno;
+
+		sm_cut_abort(cut);
+		errno = err;
+	}
+	return MAP_FAILED;
 }
 
 void *syncmap_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
