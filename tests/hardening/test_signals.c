@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -51,6 +52,14 @@ static unsigned char *fault_map(size_t len, const char *grain)
 	cr_assert_neq(p, MAP_FAILED);
 	FAULT_OR_SKIP(p);
 	return p;
+}
+
+/* Tests that end in death by a signal leave no core file behind. */
+static void no_core(void)
+{
+	struct rlimit rl = {0, 0};
+
+	setrlimit(RLIMIT_CORE, &rl);
 }
 
 static unsigned char file_byte(off_t off)
@@ -221,6 +230,7 @@ Test(signals, chained_handler_without_sa_nodefer_cannot_fault, .signal = SIGSEGV
 {
 	unsigned char *p;
 
+	no_core();
 	install_app_segv(0);
 	p = fault_map(16 * PG, "4096");
 	fresh = p + 5 * PG;
@@ -475,6 +485,7 @@ Test(signals, resethand_is_not_used_up_by_library_faults, .signal = SIGSEGV)
 	pthread_t t[2];
 	unsigned char *p;
 
+	no_core();
 	guard = mmap(NULL, PG, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	sa.sa_sigaction = reset_segv;
 	sa.sa_flags = SA_SIGINFO | SA_RESETHAND;
@@ -511,6 +522,7 @@ Test(signals, resethand_sigbus_handler_runs_once, .signal = SIGBUS)
 	struct sigaction sa = {0};
 	unsigned char *p = fault_map(16 * PG, "4096");
 
+	no_core();
 	sa.sa_handler = on_bus_once;
 	sa.sa_flags = SA_RESETHAND;
 	cr_assert_eq(sigaction(SIGBUS, &sa, NULL), 0);
@@ -562,6 +574,7 @@ Test(signals, blocked_sigsegv_write_to_fresh_grain_kills)
 	if (pid == 0) {
 		pthread_t t;
 
+		no_core();
 		pthread_create(&t, NULL, blocked_writer, p + 4 * PG);
 		pthread_join(t, NULL);
 		_exit(0);
@@ -583,6 +596,7 @@ Test(signals, blocked_sigsegv_skips_every_handler, .signal = SIGSEGV)
 	unsigned char *p;
 	sigset_t s;
 
+	no_core();
 	sa.sa_handler = app_segv_never;
 	cr_assert_eq(sigaction(SIGSEGV, &sa, NULL), 0);
 	p = fault_map(16 * PG, "4096");
@@ -661,6 +675,7 @@ Test(signals, blocked_sigbus_without_handler_kills, .signal = SIGBUS)
 	unsigned char *p = fault_map(16 * PG, "4096");
 	sigset_t s;
 
+	no_core();
 	sigemptyset(&s);
 	sigaddset(&s, SIGBUS);
 	pthread_sigmask(SIG_BLOCK, &s, NULL);
