@@ -661,9 +661,9 @@ static void op_prepare(struct worker *w)
 }
 
 /* MAP_FIXED over part of a mapping, same file and offset: the data seen
- * there must not change.  Only with --fixed-remap: on ext4 the library's
- * MAP_SYNC probe leaves the target unmapped for a moment (and its alias can
- * land in that hole), see docs/reliability.md. */
+ * there must not change.  Only with --fixed-remap: until the replacement is
+ * one table swap, a write fault in the middle of it kills (see
+ * docs/reliability.md, open defects). */
 static void op_remap_fixed(struct worker *w)
 {
 	struct target t;
