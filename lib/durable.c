@@ -250,9 +250,10 @@ size_t sm_adopt_written(struct sm_region *r)
 	const uint32_t bad = FIEMAP_EXTENT_UNKNOWN | FIEMAP_EXTENT_DELALLOC | FIEMAP_EXTENT_UNWRITTEN |
 			     FIEMAP_EXTENT_SHARED | FIEMAP_EXTENT_ENCODED | FIEMAP_EXTENT_DATA_INLINE |
 			     FIEMAP_EXTENT_NOT_ALIGNED | FIEMAP_EXTENT_DATA_TAIL;
-	struct {
+	/* struct fiemap ends in a flexible array: room for the batch after it. */
+	union {
 		struct fiemap fm;
-		struct fiemap_extent ext[FIEMAP_BATCH];
+		char room[sizeof(struct fiemap) + FIEMAP_BATCH * sizeof(struct fiemap_extent)];
 	} q;
 	uint64_t at = (uint64_t)r->off, end = at + (r->end - r->start);
 	uintptr_t limit;
@@ -274,7 +275,7 @@ size_t sm_adopt_written(struct sm_region *r)
 		if (ioctl(r->file->fd, FS_IOC_FIEMAP, &q.fm) != 0 || q.fm.fm_mapped_extents == 0)
 			break;
 		for (uint32_t i = 0; i < q.fm.fm_mapped_extents; i++) {
-			const struct fiemap_extent *x = &q.ext[i];
+			const struct fiemap_extent *x = &q.fm.fm_extents[i];
 			uint64_t lo = x->fe_logical > (uint64_t)r->off ? x->fe_logical : (uint64_t)r->off;
 			uint64_t hi = x->fe_logical + x->fe_length < end ? x->fe_logical + x->fe_length : end;
 
@@ -291,7 +292,8 @@ size_t sm_adopt_written(struct sm_region *r)
 	}
 	if (!any)
 		return 0;
-	for (uint64_t g = sm_grain_of(r, r->start), last_g = sm_grain_of(r, r->end - 1), h; g <= last_g; g = h) {
+	for (uint64_t g = sm_grain_of(r, r->start), last_g = sm_grain_of(r, r->end - 1), h; g <= last_g;
+	     g = h) {
 		g = sm_bits_next(r->bits, g, last_g + 1, 1);
 		if (g > last_g)
 			break;

@@ -53,8 +53,13 @@ static _Atomic int stopping;
 /* One loop per process.  A forked child does not reuse its copy of the
  * parent's: uv_loop_fork is experimental, and the copied async handle may
  * carry a "wake-up pending" flag that nobody will ever clear. */
-static uv_loop_t *loop, *stale_loop;
-static uv_async_t *_Atomic wake, *stale_wake;
+static uv_loop_t *loop;
+static uv_async_t *_Atomic wake;
+/* The loops of the ancestors a forked child was copied from: never run,
+ * never freed (uv_loop_close would need to run them), kept reachable through
+ * a chain: stale -> its loop's data (its wake) -> the wake's data (the next
+ * stale loop). */
+static uv_loop_t *stale;
 static pthread_t thread;
 
 static void wake_up(void)
@@ -210,11 +215,7 @@ static int make_loop(void)
 	uv_loop_t *l = malloc(sizeof(*l));
 	uv_async_t *w = malloc(sizeof(*w));
 
-	ring_reset();	  /* nothing is queued while no thread runs */
-	free(stale_loop); /* a forked child's copy of its parent's loop */
-	free(stale_wake);
-	stale_loop = NULL;
-	stale_wake = NULL;
+	ring_reset(); /* nothing is queued while no thread runs */
 	if (l == NULL || w == NULL || uv_loop_init(l) != 0) {
 		free(l);
 		free(w);
@@ -226,6 +227,8 @@ static int make_loop(void)
 		free(w);
 		return -1;
 	}
+	l->data = w;
+	w->data = NULL;
 	loop = l;
 	atomic_store(&wake, w);
 	return 0;
@@ -337,14 +340,16 @@ void sm_engine_after_fork_child(void)
 {
 	/* Only the forking thread exists here, and the engine thread is gone.
 	 * The copy of the parent's loop is abandoned (its descriptors are
-	 * close-on-exec; its epoll one is closed here); the next start makes a
-	 * loop of the child's own. */
+	 * close-on-exec; its epoll one is closed here) but kept reachable; the
+	 * next start makes a loop of the child's own. */
 	pthread_mutex_init(&start_mutex, NULL);
 	atomic_store(&running, 0);
-	stale_wake = atomic_exchange(&wake, NULL);
-	if (loop != NULL)
+	atomic_store(&wake, NULL);
+	if (loop != NULL) {
 		close(uv_backend_fd(loop));
-	stale_loop = loop;
+		((uv_async_t *)loop->data)->data = stale;
+		stale = loop;
+	}
 	loop = NULL;
 	ring_reset();
 	atomic_store(&posted, 0);

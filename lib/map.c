@@ -91,10 +91,8 @@ static int pseudo_fs(unsigned long type)
 	case TRACEFS_MAGIC:
 	case SECURITYFS_MAGIC:
 	case BPF_FS_MAGIC:
-	case CGROUP2_SUPER_MAGIC:
-		return 1;
-	default:
-		return 0;
+	case CGROUP2_SUPER_MAGIC: return 1;
+	default: return 0;
 	}
 }
 
@@ -137,7 +135,7 @@ static void *map_replacing(void *addr, size_t len, int prot, int flags, int fd, 
 	if (p == MAP_FAILED)
 		sm_cut_abort(&cut);
 	else
-		sm_cut_commit(&cut, 1, 0);
+		sm_cut_commit(&cut, 1, 0, NULL);
 	sm_table_unlock();
 	errno = err;
 	return p;
@@ -158,16 +156,30 @@ static struct sm_region *region_alloc(void *p, size_t len, int mode, int prot, o
 	return r;
 }
 
-/* KERNEL mode: the MAP_SYNC mapping exists; record it for persist and mode.
- * Table lock held. */
-static int register_kernel(void *p, size_t len, int prot, off_t off)
+/* Publish a new region; with a cut, in the same table swap that drops the
+ * regions it replaced (a fault never finds neither).  Table lock held. */
+static int publish_region(struct sm_region *r, struct sm_cut *cut)
+{
+	if (cut == NULL)
+		return sm_region_insert(r);
+	sm_cut_commit(cut, 1, 0, r);
+	return 0;
+}
+
+/* KERNEL mode: the MAP_SYNC mapping exists (replacing what cut covers, if
+ * any); record it for persist and mode.  Table lock held; the cut is
+ * consumed either way.  0, or -1 (ENOMEM): the caller unmaps p. */
+static int register_kernel(void *p, size_t len, int prot, off_t off, struct sm_cut *cut)
 {
 	struct sm_region *r = region_alloc(p, len, SYNCMAP_MODE_KERNEL, prot, off);
 
-	if (r == NULL)
+	if (r == NULL) {
+		if (cut != NULL)
+			sm_cut_commit(cut, 1, 0, NULL); /* replaced all the same */
 		return -1;
+	}
 	r->cpu_persist = sm_cfg.flush == SM_FLUSH_MSYNC ? NULL : sm_flush_cpu_fn();
-	if (sm_region_insert(r) != 0) {
+	if (publish_region(r, cut) != 0) {
 		free(r);
 		return -1;
 	}
@@ -230,13 +242,10 @@ static void *map_fault(void *addr, size_t len, int prot, int flags, int fd, off_
 	r->start = (uintptr_t)p;
 	r->end = r->start + rlen;
 	r->cpu_persist = fault_persist(r->file);
-	if (cut != NULL) {
-		sm_cut_commit(cut, 1, 0);
-		cut = NULL;
-	}
+	/* Adopt before publishing: the region is ours alone until then. */
 	SM_STAT_ADD(bytes_prepared, sm_adopt_written(r));
-	if (sm_region_insert(r) != 0)
-		goto fail;
+	if (publish_region(r, cut) != 0)
+		goto fail; /* only without a cut: nothing was replaced */
 	if (sm_cfg.presync)
 		sm_engine_start(); /* without it, every grain is readied by its own fault */
 	SM_STAT_ADD(maps_fault, 1);
@@ -283,12 +292,11 @@ static void *map_syncmap(void *addr, size_t len, int prot, int flags, int fd, of
 	if (granted < 0)
 		goto fail;
 	if (granted && sm_cfg.mode != SM_PREF_FAULT) {
-		p = sm_sys_mmap(addr, len, prot, (flags & ~SM_MAP_TYPE) | MAP_SHARED_VALIDATE | MAP_SYNC, fd, off);
+		p = sm_sys_mmap(addr, len, prot, (flags & ~SM_MAP_TYPE) | MAP_SHARED_VALIDATE | MAP_SYNC, fd,
+				off);
 		if (p == MAP_FAILED)
 			goto fail;
-		if (cut != NULL)
-			sm_cut_commit(cut, 1, 0);
-		if (register_kernel(p, len, prot, off) != 0) {
+		if (register_kernel(p, len, prot, off, cut) != 0) {
 			sm_sys_munmap(p, len);
 			errno = ENOMEM;
 			return MAP_FAILED;
@@ -335,7 +343,7 @@ void *syncmap_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t of
 		p = map_replacing(addr, len, prot, flags, fd, off);
 		if (p != MAP_FAILED && takes_over(prot, flags, fd)) {
 			sm_table_lock();
-			if (register_kernel(p, len, prot, off) != 0) {
+			if (register_kernel(p, len, prot, off, NULL) != 0) {
 				sm_table_unlock();
 				sm_sys_munmap(p, len);
 				errno = ENOMEM;
@@ -381,7 +389,7 @@ static int unmap_locked(uintptr_t s, size_t len)
 	rc = sm_sys_munmap((void *)s, len);
 	err = errno;
 	if (rc == 0)
-		sm_cut_commit(&cut, 1, 0);
+		sm_cut_commit(&cut, 1, 0, NULL);
 	else
 		sm_cut_abort(&cut);
 	errno = err;
@@ -460,7 +468,7 @@ int syncmap_mprotect(void *addr, size_t len, int prot)
 	err = errno;
 	/* Recorded even after a partial failure: a piece whose kernel protection
 	 * did not change keeps its durable grains, whatever is recorded. */
-	sm_cut_commit(&cut, 0, prot);
+	sm_cut_commit(&cut, 0, prot, NULL);
 	sm_table_unlock();
 	errno = err;
 	return rc;
@@ -625,10 +633,10 @@ static void *remap_kernel(struct sm_region *r, uintptr_t old, size_t old_len, si
 		return MAP_FAILED;
 	}
 	if (fixed)
-		sm_cut_commit(&target, 1, 0);
+		sm_cut_commit(&target, 1, 0, NULL);
 	/* MREMAP_DONTUNMAP leaves the old range mapped (empty); ours no more. */
-	sm_cut_commit(&source, 1, 0);
-	if (r != NULL && register_kernel(p, new_len, prot, off) != 0)
+	sm_cut_commit(&source, 1, 0, NULL);
+	if (r != NULL && register_kernel(p, new_len, prot, off, NULL) != 0)
 		SM_STAT_ADD(errors, 1); /* mapped, but persists by msync from now on */
 	return p;
 }

@@ -199,25 +199,34 @@ static struct sm_table *table_alloc(size_t n)
 	return t;
 }
 
+/* Put r into t (room for it reserved) at its place by address. */
+static void table_add(struct sm_table *t, struct sm_region *r)
+{
+	size_t i = t->n;
+
+	while (i > 0 && t->r[i - 1]->start > r->start) {
+		t->r[i] = t->r[i - 1];
+		i--;
+	}
+	t->r[i] = r;
+	t->n++;
+	atomic_store(&r->state, SM_LIVE);
+}
+
 int sm_region_insert(struct sm_region *r)
 {
 	struct sm_table *old = atomic_load(&table);
 	size_t n = old ? old->n : 0;
 	struct sm_table *t = table_alloc(n + 1);
-	size_t i;
 
 	if (t == NULL) {
 		errno = ENOMEM;
 		return -1;
 	}
-	i = old ? first_ending_above(old, r->start) : 0;
-	if (i > 0)
-		memcpy(t->r, old->r, i * sizeof(t->r[0]));
-	t->r[i] = r;
-	if (n > i)
-		memcpy(t->r + i + 1, old->r + i, (n - i) * sizeof(t->r[0]));
-	t->n = n + 1;
-	atomic_store(&r->state, SM_LIVE);
+	if (n > 0)
+		memcpy(t->r, old->r, n * sizeof(t->r[0]));
+	t->n = n;
+	table_add(t, r);
 	publish(t);
 	reclaim();
 	return 0;
@@ -271,10 +280,14 @@ int sm_cut_begin(struct sm_cut *c, uintptr_t s, uintptr_t e)
 		errno = ENOMEM;
 		return -1;
 	}
+	/* Room for two more pieces per region cut in its middle, and for one
+	 * region published in the same swap (sm_cut_commit's add). */
+	c->next = table_alloc((atomic_load(&table) ? atomic_load(&table)->n : 0) + 2 * n + 1);
+	if (c->next == NULL)
+		goto fail;
 	if (n > 0) {
-		c->next = table_alloc(atomic_load(&table)->n + 2 * n);
 		c->fresh = calloc(3 * n, sizeof(*c->fresh));
-		if (c->next == NULL || c->fresh == NULL)
+		if (c->fresh == NULL)
 			goto fail;
 		for (size_t i = 0; i < 3 * n; i++) {
 			c->fresh[i] = calloc(1, sizeof(struct sm_region));
@@ -337,17 +350,17 @@ static struct sm_region *piece(struct sm_region *slot, const struct sm_region *r
 	return slot;
 }
 
-void sm_cut_commit(struct sm_cut *c, int drop, int prot)
+void sm_cut_commit(struct sm_cut *c, int drop, int prot, struct sm_region *add)
 {
 	struct sm_table *old = atomic_load(&table);
 	struct sm_table *t = c->next;
 	size_t k = 0, used = 0;
 
-	if (c->n == 0) {
+	if (c->n == 0 && add == NULL) {
 		cut_free(c);
 		return;
 	}
-	for (size_t i = 0; i < old->n; i++) {
+	for (size_t i = 0; old != NULL && i < old->n; i++) {
 		struct sm_region *r = old->r[i];
 
 		if (k < c->n && r == c->old[k]) {
@@ -367,6 +380,8 @@ void sm_cut_commit(struct sm_cut *c, int drop, int prot)
 			t->r[t->n++] = r;
 		}
 	}
+	if (add != NULL)
+		table_add(t, add);
 	publish(t);
 	c->next = NULL;
 	for (size_t i = 0; i < c->n; i++) {

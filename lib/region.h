@@ -92,7 +92,9 @@ size_t sm_regions_in(uintptr_t s, uintptr_t e, struct sm_region ***out);
  *                  finish first; new ones wait) and allocates what commit needs;
  *   sm_cut_commit  publishes what is left: the parts outside [s, e) as they
  *                  were, the parts inside dropped (drop = 1, their alias
- *                  unmapped) or given protection prot (drop = 0);
+ *                  unmapped) or given protection prot (drop = 0), and the
+ *                  region add (if not NULL) in the same table swap, so a
+ *                  fault on a replaced range always finds one or the other;
  *   sm_cut_abort   unblocks, nothing changed. */
 struct sm_table;
 struct sm_cut {
@@ -103,7 +105,7 @@ struct sm_cut {
 	struct sm_table *next;	  /* the table commit publishes, preallocated */
 };
 int sm_cut_begin(struct sm_cut *c, uintptr_t s, uintptr_t e); /* 0, or -1/ENOMEM */
-void sm_cut_commit(struct sm_cut *c, int drop, int prot);
+void sm_cut_commit(struct sm_cut *c, int drop, int prot, struct sm_region *add);
 void sm_cut_abort(struct sm_cut *c);
 
 /* Block one region (SM_BLOCKED, refs drained) and let it go again. */

@@ -98,7 +98,7 @@ const char *test_dir(void)
 	return d != NULL && *d != '\0' ? d : "/dev/shm";
 }
 
-int expected_mode(const char *dir)
+enum syncmap_mode expected_mode(const char *dir)
 {
 	char path[PATH_MAX];
 	const char *pref = getenv("SYNCMAP_MODE");

@@ -51,7 +51,7 @@ const char *test_dir(void);
 /* The mode syncmap_mmap should give a shared writable mapping of a file in
  * dir: KERNEL where the kernel grants MAP_SYNC there and SYNCMAP_MODE is not
  * "fault", FAULT otherwise (probed with a raw mmap). */
-int expected_mode(const char *dir);
+enum syncmap_mode expected_mode(const char *dir);
 
 /* 1 if statx says the open file is DAX. */
 int fd_is_dax(int fd);

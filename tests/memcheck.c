@@ -32,12 +32,17 @@ static int failures;
 		}                                                                              \
 	} while (0)
 
+struct writer {
+	unsigned char *p;
+	size_t first; /* 0 or 1: the two threads write disjoint pages of shared grains */
+};
+
 static void *writer(void *arg)
 {
-	unsigned char *p = arg;
+	struct writer *w = arg;
 
-	for (size_t i = 0; i < LEN / PG; i += 3)
-		p[i * PG + 1] = (unsigned char)i;
+	for (size_t i = w->first; i < LEN / PG; i += 2)
+		w->p[i * PG + 1] = (unsigned char)i;
 	return NULL;
 }
 
@@ -56,8 +61,10 @@ int main(void)
 	p = syncmap_mmap(NULL, LEN, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	CHECK(p != MAP_FAILED && syncmap_mode(p) == SYNCMAP_MODE_FAULT);
 
+	struct writer w[2] = {{p, 0}, {p, 1}};
+
 	for (int i = 0; i < 2; i++)
-		pthread_create(&t[i], NULL, writer, p);
+		pthread_create(&t[i], NULL, writer, &w[i]);
 	for (int i = 0; i < 2; i++)
 		pthread_join(t[i], NULL);
 	CHECK(pread(fd, &b, 1, 9 * PG + 1) == 1 && b == 9);

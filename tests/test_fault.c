@@ -84,7 +84,9 @@ Test(fault, null_write_still_kills, .signal = SIGSEGV)
 	char *p = fault_map(4 * PG, 4 * PG, 0);
 
 	POKE(&p[0], 1);
-	*(volatile int *)NULL = 1;
+	int *volatile bad = (int *)8; /* page 0, unmapped: not NULL, which UBSan would stop first */
+
+	*bad = 1;
 }
 
 Test(fault, write_to_read_only_syncmap_mapping_kills, .signal = SIGSEGV)
@@ -297,5 +299,7 @@ Test(fault, ignored_sigsegv_does_not_ignore_a_fault, .signal = SIGSEGV)
 	signal(SIGSEGV, SIG_IGN);
 	p = fault_map(4 * PG, 4 * PG, 0);
 	POKE(&p[0], 1);
-	*(volatile int *)NULL = 1;
+	int *volatile bad = (int *)8; /* page 0, unmapped: not NULL, which UBSan would stop first */
+
+	*bad = 1;
 }

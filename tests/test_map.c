@@ -124,7 +124,7 @@ Test(map, modes)
 	int fd = shm_file(4 * PG);
 	char *p;
 
-	int mode = MODE;
+	enum syncmap_mode mode = MODE;
 	void *raw;
 	int raw_errno;
 

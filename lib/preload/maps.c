@@ -66,7 +66,7 @@ static void *replace(void *addr, size_t len, int prot, int flags, int fd, off_t 
 	if (p == MAP_FAILED)
 		sm_cut_abort(&cut);
 	else
-		sm_cut_commit(&cut, 1, 0);
+		sm_cut_commit(&cut, 1, 0, NULL);
 	sm_table_unlock();
 	errno = err;
 	return p;

@@ -164,10 +164,10 @@ const struct pl_real pl_raw = {
 
 /* The next definition of name, or the raw stand-in when there is none (an
  * old libc without preadv2, say). */
-#define RESOLVE(fn, name)                                 \
-	do {                                              \
-		void *p_ = dlsym(RTLD_NEXT, name);        \
-		pl_real.fn = p_ != NULL ? p_ : pl_raw.fn; \
+#define RESOLVE(fn, name)                                                        \
+	do {                                                                     \
+		void *p_ = dlsym(RTLD_NEXT, name);                               \
+		pl_real.fn = p_ != NULL ? (__typeof__(pl_raw.fn))p_ : pl_raw.fn; \
 	} while (0)
 
 static void resolve(void)

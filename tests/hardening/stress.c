@@ -16,7 +16,7 @@
  * its blocks allocated and written (FIEMAP), since the library may make a
  * grain writable only after syncing it.
  *
- * Usage: stress [--seconds N] [--threads N] [--seed N] [--fixed-remap] [--no-fork]
+ * Usage: stress [--seconds N] [--threads N] [--seed N] [--no-fixed-remap] [--no-fork]
  * (SYNCMAP_STRESS_SECONDS, SYNCMAP_STRESS_SEED work too).  Exit 0 when every
  * check held, 1 otherwise, 77 when the machine cannot make a loop-mounted
  * ext4 (not root): the run is skipped, not passed.
@@ -106,7 +106,7 @@ static int fds[NFILES];
 static unsigned char *shared[NFILES]; /* one whole-file mapping each, used by every worker */
 static struct page *pages[NFILES];
 static unsigned nthreads = 4;
-static int fixed_remap, no_fork;
+static int fixed_remap = 1, no_fork;
 static struct timespec deadline;
 static atomic_int stop;
 static atomic_long failures, acked, verified_by_checker, verified_inline;
@@ -661,9 +661,8 @@ static void op_prepare(struct worker *w)
 }
 
 /* MAP_FIXED over part of a mapping, same file and offset: the data seen
- * there must not change.  Only with --fixed-remap: until the replacement is
- * one table swap, a write fault in the middle of it kills (see
- * docs/reliability.md, open defects). */
+ * there must not change, and writers racing the replacement must survive
+ * (the old and new regions change places in one table swap). */
 static void op_remap_fixed(struct worker *w)
 {
 	struct target t;
@@ -909,7 +908,7 @@ int main(int argc, char **argv)
 	if (nthreads < 1 || nthreads > MAX_THREADS)
 		nthreads = 4;
 	for (int i = 1; i < argc; i++) {
-		fixed_remap |= strcmp(argv[i], "--fixed-remap") == 0;
+		fixed_remap &= strcmp(argv[i], "--no-fixed-remap") != 0;
 		no_fork |= strcmp(argv[i], "--no-fork") == 0;
 	}
 	/* FAULT mode even where the kernel would grant MAP_SYNC (the DAX guest). */

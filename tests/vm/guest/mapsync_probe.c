@@ -97,15 +97,9 @@ static void flush_range(const void *addr, size_t len)
 		volatile char *line = (volatile char *)p;
 
 		switch (flush_kind) {
-		case FLUSH_CLWB:
-			__asm__ volatile("clwb %0" : "+m"(*line));
-			break;
-		case FLUSH_CLFLUSHOPT:
-			__asm__ volatile("clflushopt %0" : "+m"(*line));
-			break;
-		default:
-			__asm__ volatile("clflush %0" : "+m"(*line));
-			break;
+		case FLUSH_CLWB: __asm__ volatile("clwb %0" : "+m"(*line)); break;
+		case FLUSH_CLFLUSHOPT: __asm__ volatile("clflushopt %0" : "+m"(*line)); break;
+		default: __asm__ volatile("clflush %0" : "+m"(*line)); break;
 		}
 	}
 	/* clwb/clflushopt are weakly ordered: sfence makes them complete before
@@ -296,8 +290,8 @@ static int check(const char *dir, size_t npages)
 	long s = count_intact(dir, SYNC_FILE, npages, &sb);
 	long p = count_intact(dir, PLAIN_FILE, npages, &pb);
 
-	printf("SMVM: survived dir=%s sync=%ld/%zu plain=%ld/%zu sync_blocks=%lld plain_blocks=%lld\n",
-	       dir, s, npages, p, npages, sb, pb);
+	printf("SMVM: survived dir=%s sync=%ld/%zu plain=%ld/%zu sync_blocks=%lld plain_blocks=%lld\n", dir,
+	       s, npages, p, npages, sb, pb);
 	return 0;
 }
 
