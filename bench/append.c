@@ -21,6 +21,7 @@
  *   -T LIST    thread counts (default 1,2)
  *   -n N       records per run (default 4096)
  */
+#include "bench.h"
 #include "helpers.h"
 #include "syncmap.h"
 
@@ -54,14 +55,6 @@ struct run {
 
 static const char *dir;
 static long nrec = 4096;
-
-static double now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
-}
 
 static int append_one(struct run *r, long i, const unsigned char *rec)
 {
@@ -105,13 +98,6 @@ static void *appender(void *arg)
 	}
 	free(rec);
 	return NULL;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return (x > y) - (x < y);
 }
 
 static int open_log(struct run *r, int fresh)

@@ -22,6 +22,7 @@
  *   -v LIST  comma-separated variants (default: all)
  *   -H       print the power-of-two histograms ("4 - 7 us: 398")
  */
+#include "bench.h"
 #include "helpers.h"
 #include "syncmap.h"
 
@@ -57,21 +58,6 @@ static const struct variant variants[] = {
 static int npages = 512, runs = 5, random_order, histograms;
 static const char *dir;
 static char only[256];
-
-static double now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return (x > y) - (x < y);
-}
 
 /* A background file copy on the same filesystem, until killed. */
 static pid_t start_copy_load(void)

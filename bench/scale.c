@@ -11,6 +11,7 @@
  * Usage: scale [-d DIR] [-w WRITES] [-t TESTS]   (TESTS: huge,many,threads)
  *   -d DIR   run in DIR (default: a fresh ext4 on a loop device over /dev/shm)
  */
+#include "bench.h"
 #include "helpers.h"
 #include "syncmap.h"
 
@@ -31,21 +32,6 @@
 
 static const char *dir;
 static long writes = 20000;
-
-static double now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return (x > y) - (x < y);
-}
 
 static void stats(const char *label, double *lat, long n)
 {

@@ -26,10 +26,6 @@
 #include <sys/vfs.h>
 #include <unistd.h>
 
-#ifndef MADV_POPULATE_WRITE
-#define MADV_POPULATE_WRITE 23 /* Linux 5.14 */
-#endif
-
 _Atomic long sm_inject_countdown;
 int sm_inject_errno = EIO;
 static int have_populate_write;

@@ -13,6 +13,7 @@
 #include "config.h"
 #include "durable.h"
 #include "stats.h"
+#include "sys.h"
 #include "syncmap.h"
 
 #include <errno.h>
@@ -25,10 +26,6 @@
 #include <time.h>
 #include <unistd.h>
 #include <uv.h>
-
-#ifndef MADV_POPULATE_WRITE
-#define MADV_POPULATE_WRITE 23
-#endif
 
 #define RING_SIZE 1024 /* power of two */
 
@@ -156,34 +153,20 @@ static void serve_fault(struct sm_region *r, uintptr_t s, uintptr_t e, uintptr_t
 		SM_STAT_ADD(presync_grains, fresh);
 }
 
+static int serve_one(struct sm_region *r, uintptr_t s, uintptr_t e, void *arg)
+{
+	const struct req *q = arg;
+
+	if (r->mode == SYNCMAP_MODE_FAULT)
+		serve_fault(r, s, e, q->trip);
+	else if (r->mode == SYNCMAP_MODE_KERNEL && (r->prot & PROT_WRITE))
+		madvise((void *)s, e - s, MADV_POPULATE_WRITE); /* the kernel's sync faults, here */
+	return 0;
+}
+
 static void serve(const struct req *q)
 {
-	uintptr_t a = q->s;
-
-	while (a < q->e) {
-		struct sm_region *r;
-		uintptr_t s, e;
-		int st = sm_region_next(a, &r);
-
-		if (st == SM_NOTFOUND)
-			return;
-		if (st == SM_BUSY) {
-			sched_yield();
-			continue;
-		}
-		if (r->start >= q->e) {
-			sm_region_put(r);
-			return;
-		}
-		s = a > r->start ? a : r->start;
-		e = q->e < r->end ? q->e : r->end;
-		if (r->mode == SYNCMAP_MODE_FAULT)
-			serve_fault(r, s, e, q->trip);
-		else if (r->mode == SYNCMAP_MODE_KERNEL && (r->prot & PROT_WRITE))
-			madvise((void *)s, e - s, MADV_POPULATE_WRITE); /* the kernel's sync faults, here */
-		sm_region_put(r);
-		a = e;
-	}
+	sm_regions_walk(q->s, q->e, serve_one, (void *)q);
 }
 
 static void on_wake(uv_async_t *h)

@@ -3,6 +3,7 @@
 #include "durable.h"
 #include "engine.h"
 #include "fault.h"
+#include "map.h"
 #include "flush.h"
 #include "region.h"
 #include "stats.h"
@@ -20,18 +21,6 @@
 #include <sys/stat.h>
 #include <sys/vfs.h>
 
-#ifndef MAP_SHARED_VALIDATE
-#define MAP_SHARED_VALIDATE 0x03
-#endif
-#ifndef MAP_SYNC
-#define MAP_SYNC 0x80000
-#endif
-#ifndef MAP_FIXED_NOREPLACE
-#define MAP_FIXED_NOREPLACE 0x100000
-#endif
-#ifndef MREMAP_DONTUNMAP
-#define MREMAP_DONTUNMAP 4
-#endif
 #define SM_MAP_TYPE 0x0f
 
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
@@ -116,8 +105,9 @@ static int takes_over(int prot, int flags, int fd)
 	return 1;
 }
 
-/* The kernel's mmap with MAP_FIXED's replacement reflected in the table. */
-static void *map_replacing(void *addr, size_t len, int prot, int flags, int fd, off_t off)
+/* The kernel's mmap with MAP_FIXED's replacement reflected in the table:
+ * for mappings the library does not take (and the shim's). */
+void *sm_map_plain(void *addr, size_t len, int prot, int flags, int fd, off_t off)
 {
 	struct sm_cut cut;
 	void *p;
@@ -340,7 +330,7 @@ void *syncmap_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t of
 	if ((flags & SM_MAP_TYPE) == MAP_SHARED_VALIDATE && (flags & MAP_SYNC)) {
 		/* The caller asked the kernel for MAP_SYNC itself: its answer, refusal
 		 * included, since the caller will persist with CPU flushes only. */
-		p = map_replacing(addr, len, prot, flags, fd, off);
+		p = sm_map_plain(addr, len, prot, flags, fd, off);
 		if (p != MAP_FAILED && takes_over(prot, flags, fd)) {
 			sm_table_lock();
 			if (register_kernel(p, len, prot, off, NULL) != 0) {
@@ -354,7 +344,7 @@ void *syncmap_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t of
 		return p;
 	}
 	if (!takes_over(prot, flags, fd))
-		return map_replacing(addr, len, prot, flags, fd, off);
+		return sm_map_plain(addr, len, prot, flags, fd, off);
 	/* The kernel's checks, made first because the table is sized from them;
 	 * anything else the kernel refuses, it refuses in map_syncmap. */
 	if (len == 0 || (off & (off_t)(sm_cfg.page - 1)) != 0) {

@@ -7,30 +7,25 @@
 #include "syncmap.h"
 
 #include <errno.h>
-#include <sched.h>
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 
-#ifndef MADV_POPULATE_WRITE
-#define MADV_POPULATE_WRITE 23
-#endif
-
-static int prepare_one(struct sm_region *r, uintptr_t s, uintptr_t e)
+static int prepare_one(struct sm_region *r, uintptr_t s, uintptr_t e, void *arg)
 {
-	int err = 0;
-
+	(void)arg;
 	if (r->mode == SYNCMAP_MODE_FAULT)
-		err = sm_ready(r, s, e, r->prot);
-	else if (r->mode == SYNCMAP_MODE_KERNEL && (r->prot & PROT_WRITE) &&
-		 madvise((void *)s, e - s, MADV_POPULATE_WRITE) != 0 && errno != EINVAL)
-		err = errno == EFAULT ? EIO : errno; /* EINVAL: before 5.14, the faults come later */
-	return err;
+		return sm_ready(r, s, e, r->prot);
+	if (r->mode == SYNCMAP_MODE_KERNEL && (r->prot & PROT_WRITE) &&
+	    madvise((void *)s, e - s, MADV_POPULATE_WRITE) != 0 && errno != EINVAL)
+		return errno == EFAULT ? EIO : errno; /* EINVAL: before 5.14, the faults come later */
+	return 0;
 }
 
 int syncmap_prepare(void *addr, size_t len)
 {
 	uintptr_t a, end;
+	int err;
 
 	sm_init();
 	a = (uintptr_t)addr & ~(uintptr_t)(sm_cfg.page - 1);
@@ -40,30 +35,10 @@ int syncmap_prepare(void *addr, size_t len)
 		return -1;
 	}
 	end = (end + sm_cfg.page - 1) & ~(uintptr_t)(sm_cfg.page - 1);
-	while (a < end) {
-		struct sm_region *r;
-		uintptr_t s, e;
-		int err, st = sm_region_next(a, &r);
-
-		if (st == SM_NOTFOUND)
-			break;
-		if (st == SM_BUSY) {
-			sched_yield();
-			continue;
-		}
-		if (r->start >= end) {
-			sm_region_put(r);
-			break;
-		}
-		s = a > r->start ? a : r->start;
-		e = end < r->end ? end : r->end;
-		err = prepare_one(r, s, e);
-		sm_region_put(r);
-		if (err != 0) {
-			errno = err;
-			return -1;
-		}
-		a = e;
+	err = sm_regions_walk(a, end, prepare_one, NULL);
+	if (err != 0) {
+		errno = err;
+		return -1;
 	}
 	return 0;
 }

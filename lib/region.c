@@ -118,6 +118,35 @@ int sm_region_next(uintptr_t a, struct sm_region **out)
 	return lookup(a, 0, out);
 }
 
+int sm_regions_walk(uintptr_t a, uintptr_t end,
+		    int (*fn)(struct sm_region *r, uintptr_t s, uintptr_t e, void *arg), void *arg)
+{
+	while (a < end) {
+		struct sm_region *r;
+		uintptr_t s, e;
+		int err, st = sm_region_next(a, &r);
+
+		if (st == SM_NOTFOUND)
+			return 0;
+		if (st == SM_BUSY) {
+			sched_yield(); /* a writer is changing it: look again */
+			continue;
+		}
+		if (r->start >= end) {
+			sm_region_put(r);
+			return 0;
+		}
+		s = a > r->start ? a : r->start;
+		e = end < r->end ? end : r->end;
+		err = fn(r, s, e, arg);
+		sm_region_put(r);
+		if (err != 0)
+			return err;
+		a = e;
+	}
+	return 0;
+}
+
 int sm_regions_any(uintptr_t s, uintptr_t e)
 {
 	struct sm_table *t;

@@ -70,6 +70,15 @@ int sm_region_get(uintptr_t a, struct sm_region **out);
  * lets a caller walking a range skip what is not ours. */
 int sm_region_next(uintptr_t a, struct sm_region **out);
 
+/* Lock-free walk of the regions overlapping [a, end): fn(r, s, e, arg) for
+ * each, with [s, e) the part inside r and a ref on r held for the call
+ * (so fn must not touch r's user memory: a fault there, while a writer
+ * waits for the ref, would wait forever).  Regions a writer is changing are
+ * waited for.  fn returns 0 to go on, or an errno value, which stops the
+ * walk and is returned. */
+int sm_regions_walk(uintptr_t a, uintptr_t end,
+		    int (*fn)(struct sm_region *r, uintptr_t s, uintptr_t e, void *arg), void *arg);
+
 /* Lock-free: 1 if some region overlaps [s, e).  Writers use it to skip the
  * lock for ranges that are none of the library's business. */
 int sm_regions_any(uintptr_t s, uintptr_t e);

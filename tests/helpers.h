@@ -7,6 +7,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "procmaps.h"
+
 /* A fresh filesystem on a loop device over /dev/shm, mounted in a private
  * mount namespace of the calling process: when the process ends, however it
  * ends, the kernel unmounts it and detaches the loop device. */
@@ -75,10 +77,11 @@ int range_has_extent(int fd, off_t off, size_t len, uint32_t *flags);
 /* Number of extents of the file (-1 on error). */
 long extent_count(int fd);
 
-/* The permissions string ("rw-s") of the mapping holding addr; 0 or -1. */
-int maps_perms(const void *addr, char perms[5]);
-/* Number of lines in /proc/self/maps (the process's VMA count). */
-long maps_count(void);
+/* Fill the process's VMA budget with an anonymous mapping of alternating
+ * protections, leaving `spare` VMAs below vm.max_map_count: a test then
+ * runs into the limit without changing the system's setting.  Returns the
+ * filler (munmap it, *len bytes), or NULL. */
+void *fill_vmas(long spare, size_t *len);
 
 /* Deterministic pattern byte for page i of a test file. */
 static inline unsigned char pattern(size_t i, unsigned salt)

@@ -235,28 +235,6 @@ Test(durable, enospc_is_sigbus_and_nothing_upgraded, .timeout = 120)
 	close(fd);
 }
 
-/* Fill the process's VMA budget with an anonymous mapping of alternating
- * protections, leaving `spare` VMAs: the FAULT mapping then runs into
- * vm.max_map_count without the test changing the system's limit. */
-static void *fill_vmas(long spare, size_t *len)
-{
-	FILE *f = fopen("/proc/sys/vm/max_map_count", "re");
-	long max = 0, n;
-	char *a;
-
-	cr_assert(f != NULL && fscanf(f, "%ld", &max) == 1);
-	fclose(f);
-	n = max - maps_count() - spare;
-	cr_assert_gt(n, 0);
-	*len = (size_t)(n + 1) * PG;
-	a = mmap(NULL, *len, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	cr_assert_neq(a, MAP_FAILED);
-	for (long i = 1; i < n; i += 2)
-		cr_assert_eq(mprotect(a + i * PG, PG, PROT_NONE), 0, "filling VMAs at %ld: %s", i,
-			     strerror(errno));
-	return a;
-}
-
 Test(durable, vma_limit_is_met_by_widening, .timeout = 240)
 {
 	const size_t len = (size_t)32 << 20, writes = len / PG / 2;
@@ -276,6 +254,7 @@ Test(durable, vma_limit_is_met_by_widening, .timeout = 240)
 	/* Room for ~1000 grains upgraded one by one; the test writes 4096
 	 * isolated ones (every other page), each of which would cost 2 VMAs. */
 	fill = fill_vmas(2000, &fill_len);
+	cr_assert_not_null(fill, "could not fill the VMA budget");
 	for (size_t i = 0; i < writes; i++)
 		POKE(p + 2 * i * PG, pattern(i, 4));
 	for (size_t i = 0; i < writes; i++) {

@@ -2,6 +2,7 @@
 #include "config.h"
 #include "flush.h"
 #include "region.h"
+#include "sys.h"
 #include "syncmap.h"
 
 #include <errno.h>
@@ -18,12 +19,6 @@
 #include <sys/vfs.h>
 #include <unistd.h>
 
-#ifndef MAP_SHARED_VALIDATE
-#define MAP_SHARED_VALIDATE 0x03
-#endif
-#ifndef MAP_SYNC
-#define MAP_SYNC 0x80000
-#endif
 #ifndef STATX_ATTR_DAX
 #define STATX_ATTR_DAX 0x00200000
 #endif

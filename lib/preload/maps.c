@@ -2,7 +2,9 @@
 #include "preload.h"
 
 #include "config.h"
+#include "map.h"
 #include "region.h"
+#include "sys.h"
 #include "syncmap.h"
 
 #include <errno.h>
@@ -15,15 +17,6 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#ifndef MAP_SHARED_VALIDATE
-#define MAP_SHARED_VALIDATE 0x03
-#endif
-#ifndef MAP_SYNC
-#define MAP_SYNC 0x80000
-#endif
-#ifndef MADV_POPULATE_WRITE
-#define MADV_POPULATE_WRITE 23
-#endif
 #define PL_MAP_TYPE 0x0f
 
 /* Shared and writable, of a descriptor: what the library may take.  The
@@ -43,41 +36,12 @@ static uintptr_t end_of(const void *p, size_t len)
 	return e < s ? UINTPTR_MAX : e;
 }
 
-/* A MAP_FIXED mapping the shim leaves alone lands on some of its mappings:
- * the kernel's mmap, with the table following it under the lock so that no
- * fault sees the old region on the new pages. */
-static void *replace(void *addr, size_t len, int prot, int flags, int fd, off_t off)
-{
-	uintptr_t s = (uintptr_t)addr, pg = sm_cfg.page;
-	uintptr_t e = (s + len + pg - 1) & ~(pg - 1);
-	struct sm_cut cut;
-	void *p;
-	int err;
-
-	if ((s & (pg - 1)) != 0 || len == 0 || e <= s)
-		return REAL(mmap)(addr, len, prot, flags, fd, off); /* the kernel's EINVAL */
-	sm_table_lock();
-	if (sm_cut_begin(&cut, s, e) != 0) {
-		sm_table_unlock();
-		return MAP_FAILED;
-	}
-	p = REAL(mmap)(addr, len, prot, flags, fd, off);
-	err = errno;
-	if (p == MAP_FAILED)
-		sm_cut_abort(&cut);
-	else
-		sm_cut_commit(&cut, 1, 0, NULL);
-	sm_table_unlock();
-	errno = err;
-	return p;
-}
-
 /* A mapping the shim does not take: the next mmap, with the table kept
  * right if it lands on some of the shim's mappings. */
 static void *plain(void *addr, size_t len, int prot, int flags, int fd, off_t off)
 {
 	if ((flags & MAP_FIXED) && pl_on() && sm_regions_any((uintptr_t)addr, end_of(addr, len)))
-		return replace(addr, len, prot, flags, fd, off);
+		return sm_map_plain(addr, len, prot, flags, fd, off);
 	return REAL(mmap)(addr, len, prot, flags, fd, off);
 }
 

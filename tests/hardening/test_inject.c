@@ -390,26 +390,6 @@ Test(inject, mremap_carries_only_durable_grains)
 	close(fd);
 }
 
-/* Leave `spare` VMAs in the process: an anonymous mapping cut into
- * alternating protections fills the rest of vm.max_map_count. */
-static void *fill_vmas(long spare, size_t *len)
-{
-	FILE *f = fopen("/proc/sys/vm/max_map_count", "re");
-	long max = 0, n;
-	char *a;
-
-	cr_assert(f != NULL && fscanf(f, "%ld", &max) == 1);
-	fclose(f);
-	n = max - maps_count() - spare;
-	cr_assert_gt(n, 0);
-	*len = (size_t)(n + 1) * PG;
-	a = mmap(NULL, *len, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	cr_assert_neq(a, MAP_FAILED);
-	for (long i = 1; i < n; i += 2)
-		cr_assert_eq(mprotect(a + i * PG, PG, PROT_NONE), 0, "filling VMAs: %s", strerror(errno));
-	return a;
-}
-
 /* At vm.max_map_count the fault's mprotect fails with ENOMEM and the library
  * widens: it syncs the gap to a durable neighbour and upgrades across it.
  * That second sync fails here: SIGBUS, and neither the gap nor the grain
@@ -429,6 +409,7 @@ Test(inject, widening_sync_failure, .timeout = 120)
 	p = setup(len, "4096", &fd);
 	catch_sigbus();
 	fill = fill_vmas(200, &fill_len);
+	cr_assert_not_null(fill, "could not fill the VMA budget");
 	for (i = 0; i < len / PG / 2 && !hit; i++) {
 		unsigned char *at = p + 2 * i * PG;
 

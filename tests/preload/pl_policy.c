@@ -13,12 +13,6 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 
-#ifndef MAP_SHARED_VALIDATE
-#define MAP_SHARED_VALIDATE 0x03
-#endif
-#ifndef MAP_SYNC
-#define MAP_SYNC 0x80000
-#endif
 
 #define SIZE (1024 * 1024)
 #define GRAIN (64 * 1024)

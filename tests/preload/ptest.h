@@ -16,6 +16,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "procmaps.h"
+
 #define PT_SKIP 77
 
 static int pt_failed;
@@ -85,30 +87,6 @@ static inline int pt_stats(struct pt_stats *s)
 
 enum { PT_NONE = 0, PT_KERNEL = 1, PT_FAULT = 2 };
 
-/* The permissions ("rw-s") of the mapping holding addr: 0, or -1. */
-static inline int pt_perms(const void *addr, char perms[5])
-{
-	FILE *f = fopen("/proc/self/maps", "re");
-	char line[512];
-	int rc = -1;
-
-	if (f == NULL)
-		return -1;
-	while (fgets(line, sizeof(line), f) != NULL) {
-		unsigned long s, e;
-		char p[5];
-
-		if (sscanf(line, "%lx-%lx %4s", &s, &e, p) == 3 && (uintptr_t)addr >= s &&
-		    (uintptr_t)addr < e) {
-			memcpy(perms, p, 5);
-			rc = 0;
-			break;
-		}
-	}
-	fclose(f);
-	return rc;
-}
-
 /* The start of the first mapping of a file whose path ends with suffix, or NULL. */
 static inline void *pt_find_map(const char *suffix)
 {
@@ -135,7 +113,7 @@ static inline int pt_writable(const void *addr)
 {
 	char p[5] = "";
 
-	return pt_perms(addr, p) == 0 && p[1] == 'w';
+	return maps_perms(addr, p) == 0 && p[1] == 'w';
 }
 
 /* FIEMAP without FIEMAP_FLAG_SYNC: the file's block map as it is now,
