@@ -246,6 +246,7 @@ int sm_fault_install(void)
 
 	if (atomic_load(&installed))
 		return 0;
+	sm_init(); /* its fork handlers keep the chain lock consistent in a child */
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_sigaction = on_segv;
 	/* SA_ONSTACK: a stack overflow still reaches the program's handler on its

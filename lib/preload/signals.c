@@ -16,27 +16,6 @@
 #include <pthread.h>
 #include <string.h>
 
-/*
- * Every change the program makes to its SIGSEGV disposition goes through
- * set_lock, taken with all signals blocked:
- *  - sigaction is async-signal-safe, and crash handlers call signal(SIGSEGV,
- *    SIG_DFL) from a handler: with signals blocked, no handler can run in a
- *    thread while it holds the lock (or the library's chain mutex under it);
- *  - fork takes it first (pthread_atfork), so the child never inherits it,
- *    or the library's mutex, held by a thread that does not exist there.
- */
-static pthread_mutex_t set_lock = PTHREAD_MUTEX_INITIALIZER;
-
-static void fork_prepare(void)
-{
-	pthread_mutex_lock(&set_lock);
-}
-
-static void fork_release(void)
-{
-	pthread_mutex_unlock(&set_lock);
-}
-
 int pl_signals_start(void)
 {
 	int rc;
@@ -45,21 +24,16 @@ int pl_signals_start(void)
 	sm_table_lock();
 	rc = sm_fault_install();
 	sm_table_unlock();
-	if (rc == 0)
-		rc = pthread_atfork(fork_prepare, fork_release, fork_release) == 0 ? 0 : -1;
 	return rc;
 }
 
+/* Every change the program makes to its SIGSEGV disposition goes to the
+ * library's chain, whose lock is taken with all signals blocked (crash
+ * handlers call signal(SIGSEGV, SIG_DFL) from a handler) and held across
+ * fork (the child never inherits it taken). */
 static void chained(const struct sigaction *act, struct sigaction *old)
 {
-	sigset_t all, saved;
-
-	sigfillset(&all);
-	pthread_sigmask(SIG_BLOCK, &all, &saved);
-	pthread_mutex_lock(&set_lock);
 	sm_fault_set_chained(act, old);
-	pthread_mutex_unlock(&set_lock);
-	pthread_sigmask(SIG_SETMASK, &saved, NULL);
 }
 
 /* Is this call about the SIGSEGV disposition that the library keeps? */
