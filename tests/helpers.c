@@ -6,13 +6,10 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/fiemap.h>
-#include <linux/fs.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -138,8 +135,7 @@ int loopfs_make(struct loopfs *fs, const char *fstype, unsigned mib, const char 
 	memset(fs, 0, sizeof(*fs));
 	if (getenv("SYNCMAP_TEST_DIR") != NULL) {
 		/* A fresh directory on the filesystem under test instead. */
-		snprintf(fs->dir, sizeof(fs->dir), "%.200s/syncmap-test-XXXXXX", test_dir());
-		if (mkdtemp(fs->dir) == NULL) {
+		if (scratch_dir(fs->dir, sizeof(fs->dir), test_dir(), "syncmap-test") == NULL) {
 			snprintf(why, whylen, "mkdtemp in SYNCMAP_TEST_DIR: %s", strerror(errno));
 			return -1;
 		}
@@ -168,11 +164,7 @@ int loopfs_make(struct loopfs *fs, const char *fstype, unsigned mib, const char 
 void loopfs_done(struct loopfs *fs)
 {
 	if (fs->own_dir) {
-		char cmd[600];
-
-		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", fs->dir);
-		if (system(cmd) != 0)
-			fprintf(stderr, "loopfs_done: could not remove %s\n", fs->dir);
+		remove_tree(fs->dir);
 	} else if (fs->dir[0] != '\0') {
 		umount2(fs->dir, MNT_DETACH);
 		rmdir(fs->dir);
@@ -180,6 +172,23 @@ void loopfs_done(struct loopfs *fs)
 	if (fs->img[0] != '\0')
 		unlink(fs->img);
 	memset(fs, 0, sizeof(*fs));
+}
+
+char *scratch_dir(char *buf, size_t len, const char *base, const char *prefix)
+{
+	snprintf(buf, len, "%s/%s-XXXXXX", base, prefix);
+	return mkdtemp(buf);
+}
+
+void remove_tree(const char *dir)
+{
+	char cmd[PATH_MAX + 16];
+
+	if (dir == NULL || dir[0] == '\0')
+		return;
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "remove_tree: could not remove %s\n", dir);
 }
 
 int make_sparse(const char *dir, const char *name, size_t len, char *out, size_t outlen)
@@ -198,80 +207,6 @@ int make_sparse(const char *dir, const char *name, size_t len, char *out, size_t
 	if (out != NULL)
 		snprintf(out, outlen, "%s", path);
 	return fd;
-}
-
-#define MAX_EXTENTS 4096
-
-static struct fiemap *get_fiemap(int fd)
-{
-	struct fiemap *fm = calloc(1, sizeof(*fm) + MAX_EXTENTS * sizeof(struct fiemap_extent));
-
-	if (fm == NULL)
-		return NULL;
-	fm->fm_start = 0;
-	fm->fm_length = FIEMAP_MAX_OFFSET;
-	fm->fm_flags = 0; /* no FIEMAP_FLAG_SYNC: we want the state as it is, unflushed */
-	fm->fm_extent_count = MAX_EXTENTS;
-	if (ioctl(fd, FS_IOC_FIEMAP, fm) != 0) {
-		free(fm);
-		return NULL;
-	}
-	return fm;
-}
-
-int range_allocated(int fd, off_t off, size_t len)
-{
-	struct fiemap *fm = get_fiemap(fd);
-	uint64_t at = (uint64_t)off, end = (uint64_t)off + len;
-	const uint32_t bad = FIEMAP_EXTENT_DELALLOC | FIEMAP_EXTENT_UNKNOWN | FIEMAP_EXTENT_UNWRITTEN;
-
-	if (fm == NULL)
-		return -1;
-	/* Extents come sorted by logical offset: walk them over [at, end). */
-	for (unsigned i = 0; i < fm->fm_mapped_extents && at < end; i++) {
-		struct fiemap_extent *e = &fm->fm_extents[i];
-
-		if (e->fe_logical + e->fe_length <= at)
-			continue;
-		if (e->fe_logical > at || (e->fe_flags & bad))
-			break;
-		at = e->fe_logical + e->fe_length;
-	}
-	free(fm);
-	return at >= end;
-}
-
-int range_has_extent(int fd, off_t off, size_t len, uint32_t *flags)
-{
-	struct fiemap *fm = get_fiemap(fd);
-	uint64_t s = (uint64_t)off, e = (uint64_t)off + len;
-	int any = 0;
-
-	if (fm == NULL)
-		return -1;
-	*flags = 0;
-	for (unsigned i = 0; i < fm->fm_mapped_extents; i++) {
-		struct fiemap_extent *x = &fm->fm_extents[i];
-
-		if (x->fe_logical < e && x->fe_logical + x->fe_length > s) {
-			any = 1;
-			*flags |= x->fe_flags;
-		}
-	}
-	free(fm);
-	return any;
-}
-
-long extent_count(int fd)
-{
-	struct fiemap *fm = get_fiemap(fd);
-	long n;
-
-	if (fm == NULL)
-		return -1;
-	n = (long)fm->fm_mapped_extents;
-	free(fm);
-	return n;
 }
 
 void *fill_vmas(long spare, size_t *len)

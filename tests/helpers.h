@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "fiemap.h"
 #include "procmaps.h"
 
 /* A fresh filesystem on a loop device over /dev/shm, mounted in a private
@@ -65,17 +66,13 @@ int fd_is_dax(int fd);
 			cr_skip_test("FAULT-mode behaviour, and this mapping got KERNEL mode"); \
 	} while (0)
 
+/* A fresh directory base/prefix-XXXXXX in buf (mkdtemp); NULL on error. */
+char *scratch_dir(char *buf, size_t len, const char *base, const char *prefix);
+/* rm -rf dir (nothing if dir is empty). */
+void remove_tree(const char *dir);
+
 /* A new sparse file of len bytes under dir; returns an O_RDWR fd, path in out. */
 int make_sparse(const char *dir, const char *name, size_t len, char *out, size_t outlen);
-
-/* FIEMAP: is every byte of [off, off+len) in an extent that is allocated
- * and written (no DELALLOC, UNKNOWN or UNWRITTEN flag)?  1 yes, 0 no, -1 error. */
-int range_allocated(int fd, off_t off, size_t len);
-/* FIEMAP: does any extent intersect [off, off+len)?  Flags returned in *flags
- * (ORed over the intersecting extents).  1 yes, 0 no, -1 error. */
-int range_has_extent(int fd, off_t off, size_t len, uint32_t *flags);
-/* Number of extents of the file (-1 on error). */
-long extent_count(int fd);
 
 /* Fill the process's VMA budget with an anonymous mapping of alternating
  * protections, leaving `spare` VMAs below vm.max_map_count: a test then

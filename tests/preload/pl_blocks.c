@@ -32,13 +32,13 @@ static int page_is(off_t off, unsigned salt)
 static void cycle(const char *what, off_t off, int (*op)(off_t))
 {
 	write_page(off, 1);
-	CHECK(pt_allocated(mfd, off, PAGE, NULL) == 1, "%s: first write not allocated", what);
+	CHECK(range_allocated_flags(mfd, off, PAGE, NULL) == 1, "%s: first write not allocated", what);
 	CHECK(op(off) == 0, "%s: %s", what, strerror(errno));
 	CHECK(!pt_writable(map + off), "%s: page still writable after its blocks changed", what);
-	CHECK(pt_allocated(mfd, off, PAGE, NULL) != 1, "%s: block still allocated+written after the change",
-	      what);
+	CHECK(range_allocated_flags(mfd, off, PAGE, NULL) != 1,
+	      "%s: block still allocated+written after the change", what);
 	write_page(off, 2);
-	CHECK(pt_allocated(mfd, off, PAGE, NULL) == 1,
+	CHECK(range_allocated_flags(mfd, off, PAGE, NULL) == 1,
 	      "%s: write after the change not allocated before a flush", what);
 	CHECK(page_is(off, 2), "%s: data", what);
 	pt_note("%s: page re-protected, rewritten block allocated before any flush", what);
@@ -85,7 +85,8 @@ static void collapse(off_t off)
 	CHECK(!pt_writable(map + off), "collapse: page still writable");
 	CHECK(page_is(off, 3), "collapse: the next page's data did not move down");
 	write_page(off, 2);
-	CHECK(pt_allocated(mfd, off, PAGE, NULL) == 1, "collapse: rewrite not allocated before a flush");
+	CHECK(range_allocated_flags(mfd, off, PAGE, NULL) == 1,
+	      "collapse: rewrite not allocated before a flush");
 	CHECK(ftruncate(mfd, SIZE) == 0, "re-extend");
 	pt_note("COLLAPSE_RANGE: data moved, page re-protected, rewrite allocated before any flush");
 }
@@ -97,7 +98,7 @@ static void remove_unwritten(off_t off)
 	CHECK(madvise(map + off, PAGE, MADV_REMOVE) == 0, "MADV_REMOVE on an unwritten page: %s",
 	      strerror(errno));
 	write_page(off, 4);
-	CHECK(pt_allocated(mfd, off, PAGE, NULL) == 1, "write after MADV_REMOVE not allocated");
+	CHECK(range_allocated_flags(mfd, off, PAGE, NULL) == 1, "write after MADV_REMOVE not allocated");
 	pt_note("MADV_REMOVE on a page not yet written: ok");
 }
 
@@ -112,7 +113,8 @@ static void control(off_t off)
 	      "raw punch");
 	CHECK(pt_writable(map + off), "control: raw punch re-protected?");
 	write_page(off, 2);
-	CHECK(pt_allocated(mfd, off, PAGE, NULL) == 0, "control: rewrite allocated without the wrapper?");
+	CHECK(range_allocated_flags(mfd, off, PAGE, NULL) == 0,
+	      "control: rewrite allocated without the wrapper?");
 	pt_note("control (raw fallocate, no wrapper): page stayed writable, rewrite not allocated");
 }
 

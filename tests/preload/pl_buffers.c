@@ -45,7 +45,7 @@ static void arrived(const char *what, const char *p, size_t len, unsigned salt)
 
 	pattern(want, len, salt);
 	CHECK(memcmp(p, want, len) == 0, "%s: data differs", what);
-	CHECK(pt_allocated(mfd, p - map, len, NULL) == 1, "%s: blocks not allocated+written", what);
+	CHECK(range_allocated_flags(mfd, p - map, len, NULL) == 1, "%s: blocks not allocated+written", what);
 	pt_note("%s: %zu bytes into a fresh FAULT page: ok", what, len);
 }
 
@@ -264,7 +264,8 @@ static void tripwire(const char *dir)
 		usleep(1000);
 	}
 	for (int g = 1; g < 16 && found < 0; g++)
-		if (pt_allocated(fd, (off_t)g * GRAIN, GRAIN, NULL) == 1 && !pt_writable(p + g * GRAIN))
+		if (range_allocated_flags(fd, (off_t)g * GRAIN, GRAIN, NULL) == 1 &&
+		    !pt_writable(p + g * GRAIN))
 			found = g;
 	if (found < 0) {
 		pt_note("tripwire: the engine left no durable read-only grain here; case not exercised");

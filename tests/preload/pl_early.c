@@ -26,11 +26,11 @@ static void early(void)
 	CHECK(mode == PT_FAULT, "the early constructor's mapping: mode %d", mode);
 	for (int g = 0; g < 4; g++)
 		CHECK(map[g * GRAIN] == 'a' + g && map[g * GRAIN + GRAIN - 1] == 'a' + g, "grain %d", g);
-	CHECK(pt_allocated(fd, 0, 4 * GRAIN, NULL) == 1, "the early writes are not allocated");
+	CHECK(range_allocated_flags(fd, 0, 4 * GRAIN, NULL) == 1, "the early writes are not allocated");
 	CHECK(sigaction(SIGSEGV, NULL, &sa) == 0 && sa.sa_handler == handler,
 	      "the early constructor's SIGSEGV handler is not what the program reads back");
 	memset(map + 5 * GRAIN, 'z', 100);
-	CHECK(pt_allocated(fd, 5 * GRAIN, 100, NULL) == 1, "a write from main not allocated");
+	CHECK(range_allocated_flags(fd, 5 * GRAIN, 100, NULL) == 1, "a write from main not allocated");
 	pt_note("a mapping and a SIGSEGV handler made in a constructor are the shim's and the program's");
 }
 
@@ -47,7 +47,8 @@ static void alloc(const char *dir)
 	memset(map + GRAIN, 'm', GRAIN);
 	REQUIRE(pipe(pfd) == 0 && write(pfd[1], heap, 4096) == 4096, "pipe");
 	CHECK(read(pfd[0], map + 3 * GRAIN, 4096) == 4096, "read into a fresh page: %s", strerror(errno));
-	CHECK(pt_allocated(fd, GRAIN, GRAIN, NULL) == 1 && pt_allocated(fd, 3 * GRAIN, 4096, NULL) == 1,
+	CHECK(range_allocated_flags(fd, GRAIN, GRAIN, NULL) == 1 &&
+		      range_allocated_flags(fd, 3 * GRAIN, 4096, NULL) == 1,
 	      "not allocated");
 	free(heap);
 	pt_note("over an mmap()-based malloc: mapping taken, writes and read() allocated");

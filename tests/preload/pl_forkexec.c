@@ -127,8 +127,8 @@ static int stage_exec2(const char *dir, int handed)
 	for (int g = 0; g <= 4; g++)
 		CHECK(filled(p, g), "exec2: grain %d", g);
 	for (int g = 0; g <= 4; g++)
-		CHECK(pt_allocated(fd, (off_t)g * GRAIN, GRAIN, NULL) == 1, "exec2: grain %d not allocated",
-		      g);
+		CHECK(range_allocated_flags(fd, (off_t)g * GRAIN, GRAIN, NULL) == 1,
+		      "exec2: grain %d not allocated", g);
 	pt_note("exec2 (pid %d, through /bin/sh): grains 0-4 present and allocated", (int)getpid());
 	return pt_done("pl_forkexec exec2");
 }
@@ -218,6 +218,6 @@ int main(int argc, char **argv)
 		CHECK(filled(p, g), "parent: grain %d as the chain wrote it", g);
 	pt_note("parent: the chain's writes (grains 1-4) visible in its mapping");
 	fill(p, 5);
-	CHECK(pt_allocated(fd, 5 * GRAIN, GRAIN, NULL) == 1, "parent: still working after fork");
+	CHECK(range_allocated_flags(fd, 5 * GRAIN, GRAIN, NULL) == 1, "parent: still working after fork");
 	return pt_done("pl_forkexec");
 }

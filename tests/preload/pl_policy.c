@@ -13,7 +13,6 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 
-
 #define SIZE (1024 * 1024)
 #define GRAIN (64 * 1024)
 
@@ -85,7 +84,7 @@ static void changes(const char *dir)
 	CHECK(pt_writable(p + 2 * GRAIN) && !pt_writable(p + 3 * GRAIN),
 	      "durable grain writable again, fresh one not");
 	p[3 * GRAIN] = 'b';
-	CHECK(pt_allocated(fd, 3 * GRAIN, 4096, NULL) == 1, "write after mprotect RW not allocated");
+	CHECK(range_allocated_flags(fd, 3 * GRAIN, 4096, NULL) == 1, "write after mprotect RW not allocated");
 	/* munmap of the tail. */
 	CHECK(munmap(p + 8 * GRAIN, SIZE - 8 * GRAIN) == 0, "munmap tail");
 	CHECK(pt_mode(p + 8 * GRAIN) == PT_NONE && pt_mode(p + 7 * GRAIN) == PT_FAULT, "table after munmap");
@@ -96,7 +95,8 @@ static void changes(const char *dir)
 	CHECK(pt_mode(q) == PT_FAULT && pt_mode(q + SIZE - 1) == PT_FAULT, "mode after mremap");
 	CHECK(q[2 * GRAIN] == 'a' && q[3 * GRAIN] == 'b', "data after mremap");
 	q[SIZE - 100] = 'c';
-	CHECK(pt_allocated(fd, SIZE - 4096, 4096, NULL) == 1, "write into the grown part not allocated");
+	CHECK(range_allocated_flags(fd, SIZE - 4096, 4096, NULL) == 1,
+	      "write into the grown part not allocated");
 	munmap(q, SIZE);
 	munmap(p + 6 * GRAIN, 2 * GRAIN);
 	munmap(a, 2 * GRAIN);

@@ -35,7 +35,7 @@ static int shared_now(int fd, off_t off)
 {
 	uint32_t flags = 0;
 
-	pt_allocated(fd, off, PAGE, &flags);
+	range_allocated_flags(fd, off, PAGE, &flags);
 	return (flags & FIEMAP_EXTENT_SHARED) != 0;
 }
 
@@ -60,7 +60,7 @@ static void check_rewrite(const char *what, struct mapped *m, off_t off)
 	CHECK(shared_now(m->fd, off), "%s: extent not shared after the call (test setup)", what);
 	CHECK(!pt_writable(m->p + off), "%s: page still writable over a shared extent", what);
 	m->p[off + 5] = 'w';
-	CHECK(!shared_now(m->fd, off) && pt_allocated(m->fd, off, PAGE, NULL) == 1,
+	CHECK(!shared_now(m->fd, off) && range_allocated_flags(m->fd, off, PAGE, NULL) == 1,
 	      "%s: rewrite left the block shared or unallocated before a flush", what);
 	pt_note("%s: re-protected; rewrite allocated its own block before any flush", what);
 }

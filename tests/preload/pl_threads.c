@@ -166,7 +166,8 @@ int main(int argc, char **argv)
 			}
 		}
 	}
-	CHECK(pt_allocated(fd, 0, (size_t)WORKERS * AREA, NULL) == 1, "not every written page is allocated");
+	CHECK(range_allocated_flags(fd, 0, (size_t)WORKERS * AREA, NULL) == 1,
+	      "not every written page is allocated");
 	CHECK(forks_ok > 0 && forks_bad == 0, "forks: %ld ok, %ld failed", (long)forks_ok, (long)forks_bad);
 	pt_note("%d workers x %d rounds of mmap/write/punch+rewrite/read/mprotect/munmap; %ld SIGSEGV "
 		"changes; %ld forks",

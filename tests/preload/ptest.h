@@ -16,6 +16,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "fiemap.h"
 #include "procmaps.h"
 
 #define PT_SKIP 77
@@ -114,57 +115,6 @@ static inline int pt_writable(const void *addr)
 	char p[5] = "";
 
 	return maps_perms(addr, p) == 0 && p[1] == 'w';
-}
-
-/* FIEMAP without FIEMAP_FLAG_SYNC: the file's block map as it is now,
- * nothing flushed to get it.  1 if every byte of [off, off + len) is in an
- * allocated, written extent (not delayed, unwritten or unknown), 0 if not,
- * -1 on error.  *flags (if not NULL) gets the flags of the extents met. */
-static inline int pt_allocated(int fd, off_t off, size_t len, uint32_t *flags)
-{
-	enum { N = 512 };
-	struct fiemap *fm = calloc(1, sizeof(*fm) + N * sizeof(struct fiemap_extent));
-	const uint32_t bad = FIEMAP_EXTENT_DELALLOC | FIEMAP_EXTENT_UNKNOWN | FIEMAP_EXTENT_UNWRITTEN;
-	uint64_t at = (uint64_t)off, end = (uint64_t)off + len;
-
-	if (fm == NULL)
-		return -1;
-	fm->fm_start = (uint64_t)off;
-	fm->fm_length = len;
-	fm->fm_extent_count = N;
-	if (ioctl(fd, FS_IOC_FIEMAP, fm) != 0) {
-		free(fm);
-		return -1;
-	}
-	if (flags != NULL)
-		*flags = 0;
-	for (unsigned i = 0; i < fm->fm_mapped_extents && at < end; i++) {
-		struct fiemap_extent *e = &fm->fm_extents[i];
-
-		if (flags != NULL)
-			*flags |= e->fe_flags;
-		if (e->fe_logical + e->fe_length <= at)
-			continue;
-		if (e->fe_logical > at || (e->fe_flags & bad))
-			break;
-		at = e->fe_logical + e->fe_length;
-	}
-	free(fm);
-	return at >= end;
-}
-
-/* Does any extent intersect [off, off + len)? 1, 0, or -1. */
-static inline int pt_has_extent(int fd, off_t off, size_t len)
-{
-	struct fiemap fm;
-
-	memset(&fm, 0, sizeof(fm));
-	fm.fm_start = (uint64_t)off;
-	fm.fm_length = len;
-	fm.fm_extent_count = 0; /* count only */
-	if (ioctl(fd, FS_IOC_FIEMAP, &fm) != 0)
-		return -1;
-	return fm.fm_mapped_extents > 0;
 }
 
 /* A new sparse file of len bytes: an O_RDWR descriptor, or exit. */

@@ -25,27 +25,20 @@ static pid_t server = -1;
 
 static void cleanup(void)
 {
-	char cmd[PATH_MAX + 16];
-
 	if (server > 0) {
 		kill(server, SIGKILL);
 		waitpid(server, NULL, 0);
 	}
 	loopfs_done(&copy);
 	loopfs_done(&fs);
-	if (dir[0] != '\0') {
-		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-		if (system(cmd) != 0)
-			fprintf(stderr, "could not remove %s\n", dir);
-	}
+	remove_tree(dir);
 }
 
 TestSuite(logd, .fini = cleanup);
 
 static const char *shm_dir(void)
 {
-	snprintf(dir, sizeof(dir), "/dev/shm/logd-test-XXXXXX");
-	cr_assert_not_null(mkdtemp(dir));
+	cr_assert_not_null(scratch_dir(dir, sizeof(dir), "/dev/shm", "logd-test"));
 	return dir;
 }
 

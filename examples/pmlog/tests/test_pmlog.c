@@ -22,15 +22,9 @@ static char dir[PATH_MAX];
 
 static void cleanup(void)
 {
-	char cmd[PATH_MAX + 16];
-
 	loopfs_done(&copy);
 	loopfs_done(&fs);
-	if (dir[0] != '\0') {
-		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-		if (system(cmd) != 0)
-			fprintf(stderr, "could not remove %s\n", dir);
-	}
+	remove_tree(dir);
 }
 
 TestSuite(pmlog, .fini = cleanup);
@@ -38,8 +32,7 @@ TestSuite(pmlog, .fini = cleanup);
 /* A private directory on tmpfs for the tests that need no particular fs. */
 static const char *shm_dir(void)
 {
-	snprintf(dir, sizeof(dir), "/dev/shm/pmlog-test-XXXXXX");
-	cr_assert_not_null(mkdtemp(dir));
+	cr_assert_not_null(scratch_dir(dir, sizeof(dir), "/dev/shm", "pmlog-test"));
 	return dir;
 }
 
