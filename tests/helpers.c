@@ -16,6 +16,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+/* Where mount points are made: a tmpfs over /mnt that only this mount
+ * namespace sees, so a test that dies leaves not even an empty directory;
+ * /tmp where /mnt cannot take one. */
+static const char *mount_base = "/tmp";
+
 static int private_ns(char *why, size_t whylen)
 {
 	static int done;
@@ -30,6 +35,8 @@ static int private_ns(char *why, size_t whylen)
 		snprintf(why, whylen, "no private mount namespace: %s", strerror(errno));
 		return -1;
 	}
+	if (mount("syncmap-test", "/mnt", "tmpfs", 0, "size=1m,mode=0755") == 0)
+		mount_base = "/mnt";
 	done = 1;
 	return 0;
 }
@@ -70,8 +77,7 @@ int loopfs_mount_image(struct loopfs *fs, const char *img, const char *mount_opt
 
 	if (private_ns(why, whylen) != 0)
 		return -1;
-	snprintf(fs->dir, sizeof(fs->dir), "/tmp/syncmap-mnt-XXXXXX");
-	if (mkdtemp(fs->dir) == NULL) {
+	if (scratch_dir(fs->dir, sizeof(fs->dir), mount_base, "syncmap-mnt") == NULL) {
 		snprintf(why, whylen, "mkdtemp: %s", strerror(errno));
 		return -1;
 	}
