@@ -197,6 +197,18 @@ void remove_tree(const char *dir)
 		fprintf(stderr, "remove_tree: could not remove %s\n", dir);
 }
 
+int unlinked_file(size_t len)
+{
+	char path[PATH_MAX];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/syncmap-scratch-%d-%ld", test_dir(), (int)getpid(), random());
+	fd = make_sparse(test_dir(), strrchr(path, '/') + 1, len, NULL, 0);
+	if (fd >= 0)
+		unlink(path);
+	return fd;
+}
+
 int make_sparse(const char *dir, const char *name, size_t len, char *out, size_t outlen)
 {
 	char path[PATH_MAX];

@@ -71,6 +71,10 @@ char *scratch_dir(char *buf, size_t len, const char *base, const char *prefix);
 /* rm -rf dir (nothing if dir is empty). */
 void remove_tree(const char *dir);
 
+/* A sparse file of len bytes in test_dir(), already unlinked (the descriptor
+ * keeps it): tests that end by a signal leave nothing behind.  fd or -1. */
+int unlinked_file(size_t len);
+
 /* A new sparse file of len bytes under dir; returns an O_RDWR fd, path in out. */
 int make_sparse(const char *dir, const char *name, size_t len, char *out, size_t outlen);
 

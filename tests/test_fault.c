@@ -28,15 +28,11 @@ static int fault_fd = -1;
  * either mode (a signal the kernel would give too) run in both. */
 static char *fault_map(size_t len, size_t file_len, int need_fault)
 {
-	char path[PATH_MAX];
 	char *p;
 
 	sm_test_env("SYNCMAP_PRESYNC", "0"); /* every first write faults */
-	snprintf(path, sizeof(path), "%s/syncmap-fault-%d", test_dir(), (int)getpid());
-	fault_fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	fault_fd = unlinked_file(file_len);
 	cr_assert(fault_fd >= 0);
-	unlink(path);
-	cr_assert_eq(ftruncate(fault_fd, (off_t)file_len), 0);
 	p = syncmap_mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fault_fd, 0);
 	cr_assert_neq(p, MAP_FAILED);
 	if (need_fault)

@@ -32,23 +32,17 @@ static void cleanup(void)
 
 TestSuite(signals, .fini = cleanup);
 
-/* A FAULT mapping of a fresh sparse file in test_dir() (tmpfs: no root
- * needed), every grain faulting on its first write.  The file is unlinked
- * at once (fd and the mapping keep it): many tests here end by a signal,
- * before any .fini could remove it. */
+/* A FAULT mapping of a fresh, unlinked sparse file in test_dir() (tmpfs:
+ * no root needed), every grain faulting on its first write. */
 static unsigned char *fault_map(size_t len, const char *grain)
 {
-	char path[PATH_MAX];
 	unsigned char *p;
 
 	sm_test_env("SYNCMAP_MODE", "fault"); /* the handler is what is tested, even on DAX */
 	sm_test_env("SYNCMAP_PRESYNC", "0");
 	sm_test_env("SYNCMAP_GRAIN", grain);
-	snprintf(path, sizeof(path), "%s/syncmap-signals-%d", test_dir(), (int)getpid());
-	fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	fd = unlinked_file(len);
 	cr_assert(fd >= 0);
-	unlink(path);
-	cr_assert_eq(ftruncate(fd, (off_t)len), 0);
 	p = syncmap_mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	cr_assert_neq(p, MAP_FAILED);
 	FAULT_OR_SKIP(p);

@@ -3,17 +3,9 @@
 #include "ptest.h"
 
 #include <signal.h>
-#include <sys/syscall.h>
 
 #define GRAIN (64 * 1024)
 #define SIZE (16 * GRAIN)
-
-struct ksigaction {
-	void *handler;
-	unsigned long flags;
-	void *restorer;
-	uint64_t mask;
-};
 
 static int mode = -1, before = -1;
 static char *map;
@@ -28,13 +20,13 @@ __attribute__((visibility("default"))) void pl_early_segv(int sig)
 __attribute__((constructor)) static void early(void)
 {
 	const char *path = getenv("PL_EARLY_FILE");
-	struct ksigaction k;
+	void *h;
 	struct sigaction sa;
 
 	/* The shim installs the library's SIGSEGV handler when it starts: still
 	 * SIG_DFL here means this constructor runs before the shim's. */
-	if (syscall(SYS_rt_sigaction, SIGSEGV, NULL, &k, sizeof(k.mask)) == 0)
-		before = k.handler == NULL;
+	if (pt_kernel_handler(SIGSEGV, &h) == 0)
+		before = h == NULL;
 	if (path == NULL)
 		return;
 	map_fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);

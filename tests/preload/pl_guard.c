@@ -7,7 +7,6 @@
 
 #include <signal.h>
 #include <stdint.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 
 #define PAGE 4096
@@ -50,20 +49,11 @@ static void on_plain(int sig)
 }
 
 /* The disposition in the kernel's table, below every libc and shim. */
-struct ksigaction {
-	void *handler;
-	unsigned long flags;
-	void *restorer;
-	uint64_t mask;
-};
-
 static void *kernel_handler(void)
 {
-	struct ksigaction k;
+	void *h;
 
-	if (syscall(SYS_rt_sigaction, SIGSEGV, NULL, &k, sizeof(k.mask)) != 0)
-		return NULL;
-	return k.handler;
+	return pt_kernel_handler(SIGSEGV, &h) == 0 ? h : NULL;
 }
 
 static void install(void)

@@ -11,7 +11,6 @@
 #include <stdint.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 
 #define SIZE (1024 * 1024)
 #define GRAIN (64 * 1024)
@@ -135,13 +134,6 @@ static void mode_default(const char *dir)
 	no_descriptor(dir);
 }
 
-struct ksigaction {
-	void *handler;
-	unsigned long flags;
-	void *restorer;
-	uint64_t mask;
-};
-
 static void on_segv(int sig)
 {
 	(void)sig;
@@ -149,13 +141,12 @@ static void on_segv(int sig)
 
 static void mode_off(const char *dir)
 {
-	struct ksigaction k;
+	void *h = NULL;
 
 	CHECK(mode_of(dir, "shared", PROT_READ | PROT_WRITE, MAP_SHARED) == PT_NONE,
 	      "SYNCMAP_PRELOAD=0: left");
 	signal(SIGSEGV, on_segv);
-	CHECK(syscall(SYS_rt_sigaction, SIGSEGV, NULL, &k, sizeof(k.mask)) == 0 &&
-		      k.handler == (void *)on_segv,
+	CHECK(pt_kernel_handler(SIGSEGV, &h) == 0 && h == (void *)on_segv,
 	      "SYNCMAP_PRELOAD=0: the program's handler is not the kernel's");
 	pt_note("SYNCMAP_PRELOAD=0: nothing taken, SIGSEGV straight to the kernel");
 }

@@ -10,16 +10,8 @@
 
 #include <signal.h>
 #include <sys/auxv.h>
-#include <sys/syscall.h>
 
 #define SIZE (256 * 1024)
-
-struct ksigaction {
-	void *handler;
-	unsigned long flags;
-	void *restorer;
-	uint64_t mask;
-};
 
 static void on_segv(int sig)
 {
@@ -31,7 +23,7 @@ int main(int argc, char **argv)
 	void *(*shim_mmap)(void *, size_t, int, int, int, off_t);
 	int (*shim_mode)(const void *);
 	int (*shim_sigaction)(int, const struct sigaction *, struct sigaction *);
-	struct ksigaction k;
+	void *kh = NULL;
 	struct sigaction sa;
 	int secure, fd;
 	char *p;
@@ -60,9 +52,9 @@ int main(int argc, char **argv)
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_segv;
 	CHECK(shim_sigaction(SIGSEGV, &sa, NULL) == 0, "sigaction");
-	CHECK(syscall(SYS_rt_sigaction, SIGSEGV, NULL, &k, sizeof(k.mask)) == 0, "rt_sigaction");
-	CHECK((k.handler == (void *)on_segv) == secure, "%s: the kernel's SIGSEGV handler %s the program's",
-	      argv[3], k.handler == (void *)on_segv ? "is" : "is not");
+	CHECK(pt_kernel_handler(SIGSEGV, &kh) == 0, "rt_sigaction");
+	CHECK((kh == (void *)on_segv) == secure, "%s: the kernel's SIGSEGV handler %s the program's", argv[3],
+	      kh == (void *)on_segv ? "is" : "is not");
 	pt_note("%s process (AT_SECURE=%d): mapping mode %d, SIGSEGV handler %s", argv[3], secure,
 		shim_mode(p), secure ? "straight to the kernel" : "kept behind the library's");
 	return pt_done("pl_secure");

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "fiemap.h"
@@ -108,6 +109,23 @@ static inline void *pt_find_map(const char *suffix)
 	}
 	fclose(f);
 	return found;
+}
+
+/* The handler the kernel itself holds for sig, read with the raw system call
+ * (libc's sigaction is the shim's under LD_PRELOAD).  0, or -1. */
+static inline int pt_kernel_handler(int sig, void **handler)
+{
+	struct {
+		void *handler;
+		unsigned long flags;
+		void *restorer;
+		uint64_t mask;
+	} k;
+
+	if (syscall(SYS_rt_sigaction, sig, NULL, &k, sizeof(k.mask)) != 0)
+		return -1;
+	*handler = k.handler;
+	return 0;
 }
 
 static inline int pt_writable(const void *addr)
