@@ -10,6 +10,9 @@
  *   fault-4k  syncmap FAULT mode, 4 KiB grains, no pre-sync
  *   fault     syncmap FAULT mode, the default grain, no pre-sync
  *   presync   syncmap FAULT mode, the default grain, pre-sync engine on
+ * and, only when asked for with -v:
+ *   noreserve   as fault, without the fallocate of each grain (SYNCMAP_RESERVE=0)
+ *   fault-256k  as fault, 256 KiB grains
  *
  * Each variant runs in its own process (fresh library state, its own
  * environment).  Latency is that of the one store that first touches each
@@ -19,7 +22,7 @@
  *
  * Usage: faults [-d DIR] [-n PAGES] [-r RUNS] [-o seq|rand] [-v VARIANTS] [-H]
  *   -d DIR   run in DIR (default: a fresh ext4 on a loop device over /dev/shm)
- *   -v LIST  comma-separated variants (default: all)
+ *   -v LIST  comma-separated variants (default: all but the -v-only ones)
  *   -H       print the power-of-two histograms ("4 - 7 us: 398")
  */
 #include "bench.h"
@@ -45,14 +48,15 @@
 #define MAX_PAGES 65536
 
 struct variant {
-	const char *name, *mode, *grain, *presync;
-	int plain;
+	const char *name, *mode, *grain, *presync, *reserve;
+	int plain, extra; /* extra: run only when named with -v */
 };
 
 static const struct variant variants[] = {
-	{"plain", NULL, NULL, NULL, 1},	       {"kernel", "kernel", NULL, "0", 0},
-	{"fault-4k", "fault", "4096", "0", 0}, {"fault", "fault", NULL, "0", 0},
-	{"presync", "fault", NULL, "1", 0},
+	{"plain", NULL, NULL, NULL, NULL, 1, 0},	{"kernel", "kernel", NULL, "0", NULL, 0, 0},
+	{"fault-4k", "fault", "4096", "0", NULL, 0, 0}, {"fault", "fault", NULL, "0", NULL, 0, 0},
+	{"noreserve", "fault", NULL, "0", "0", 0, 1},	{"fault-256k", "fault", "262144", "0", NULL, 0, 1},
+	{"presync", "fault", NULL, "1", NULL, 0, 0},
 };
 
 static int npages = 512, runs = 5, random_order, histograms;
@@ -232,6 +236,8 @@ static struct result measure(const struct variant *v, int prealloc)
 			setenv("SYNCMAP_GRAIN", v->grain, 1);
 		if (v->presync)
 			setenv("SYNCMAP_PRESYNC", v->presync, 1);
+		if (v->reserve)
+			setenv("SYNCMAP_RESERVE", v->reserve, 1);
 		for (int i = 0; i < runs && r.err == 0; i++)
 			r.err = run_variant(v, prealloc, lat + i * npages, &st);
 		if (r.err == 0) {
@@ -313,7 +319,7 @@ int main(int argc, char **argv)
 				struct result r;
 
 				snprintf(key, sizeof(key), ",%s,", v->name);
-				if (only[0] != '\0' && strstr(only, key) == NULL)
+				if (only[0] != '\0' ? strstr(only, key) == NULL : v->extra)
 					continue;
 				r = measure(v, prealloc);
 				if (r.err != 0) {

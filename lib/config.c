@@ -106,5 +106,6 @@ void sm_config_load(void)
 	sm_cfg.grain = load_grain(sm_cfg.page);
 	sm_cfg.presync = load_int("SYNCMAP_PRESYNC", 0, 1, 1);
 	sm_cfg.presync_depth = load_int("SYNCMAP_PRESYNC_DEPTH", 1, 1024, SM_DEFAULT_PRESYNC_DEPTH);
+	sm_cfg.reserve = load_int("SYNCMAP_RESERVE", 0, 1, 1);
 	sm_cfg.stats_at_exit = load_int("SYNCMAP_STATS", 0, 1, 0);
 }

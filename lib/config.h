@@ -17,6 +17,7 @@ struct sm_config {
 	size_t grain;	   /* power of two, >= page size */
 	int presync;	   /* 1: the engine readies grains ahead of sequential writers */
 	int presync_depth; /* grains kept ready ahead of the last fault */
+	int reserve;	   /* 1: fallocate a run of pages before touching it */
 	int stats_at_exit;
 	size_t page; /* sysconf(_SC_PAGESIZE) */
 };

@@ -17,6 +17,7 @@
 #include "stats.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/fiemap.h>
 #include <linux/fs.h>
 #include <sys/ioctl.h>
@@ -88,12 +89,39 @@ static int write_touch(const struct sm_region *r, char *p, size_t n)
 	return 0;
 }
 
+/*
+ * Reserve the blocks of a run of several pages in one call before the touch.
+ * Mode 0 with KEEP_SIZE allocates holes only (unwritten extents), never
+ * changes data or the size, so it is safe whatever another writer does.  The
+ * touch still converts page by page, but the allocation is one extent
+ * instead of one per page: in the DAX guest, a 64 KiB grain costs about 10%
+ * (ext4) to 35% (xfs) less, a 256 KiB one 20-50% less (bench/faults, the
+ * fallocate row of docs/performance.md).  On one page it only adds a system
+ * call.  A filesystem without fallocate, or a file that refuses it, is
+ * touched as before; a full one fails here with the right errno.
+ */
+static int reserve(const struct sm_region *r, uintptr_t s, size_t n)
+{
+	off_t off = r->off + (off_t)(s - r->start);
+
+	if (n <= sm_cfg.page || !sm_cfg.reserve)
+		return 0;
+	while (fallocate(r->file->fd, FALLOC_FL_KEEP_SIZE, off, (off_t)n) != 0) {
+		if (errno == EINTR)
+			continue;
+		return errno == ENOSPC || errno == EDQUOT || errno == EIO ? errno : 0;
+	}
+	return 0;
+}
+
 static int make_durable(struct sm_region *r, uintptr_t s, uintptr_t e)
 {
 	char *a = r->alias + (s - r->start);
 	size_t n = e - s;
-	int err = write_touch(r, a, n);
+	int err = reserve(r, s, n);
 
+	if (err == 0)
+		err = write_touch(r, a, n);
 	if (err != 0)
 		return err;
 	if (atomic_load_explicit(&sm_inject_countdown, memory_order_relaxed) > 0 &&

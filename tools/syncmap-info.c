@@ -54,6 +54,8 @@ static const char usage[] =
 	"  SYNCMAP_PRESYNC=0|1             1 (default): a background thread readies grains\n"
 	"                                  ahead of sequential writers\n"
 	"  SYNCMAP_PRESYNC_DEPTH=N         grains kept ready ahead, 1..1024 (default 4)\n"
+	"  SYNCMAP_RESERVE=0|1             1 (default): fallocate a grain's blocks in one call\n"
+	"                                  before touching them (FAULT mode)\n"
 	"  SYNCMAP_STATS=0|1               1: print the library's counters to stderr at exit\n"
 	"Bad values are reported on stderr by the library and the default is used.\n"
 	"libpmem2's PMEM_NO_CLWB, PMEM_NO_CLFLUSHOPT and PMEM_NO_FLUSH change the flush\n"
@@ -402,13 +404,16 @@ static void env_effective(struct env_var *v)
 		snprintf(v->effective, sizeof(v->effective), "%d", sm_cfg.presync);
 	else if (strcmp(n, "SYNCMAP_PRESYNC_DEPTH") == 0)
 		snprintf(v->effective, sizeof(v->effective), "%d", sm_cfg.presync_depth);
+	else if (strcmp(n, "SYNCMAP_RESERVE") == 0)
+		snprintf(v->effective, sizeof(v->effective), "%d", sm_cfg.reserve);
 	else if (strcmp(n, "SYNCMAP_STATS") == 0)
 		snprintf(v->effective, sizeof(v->effective), "%d", sm_cfg.stats_at_exit);
 }
 
 static struct env_var env[] = {
 	{"SYNCMAP_MODE", ""},	 {"SYNCMAP_GRAIN", ""},		{"SYNCMAP_FLUSH", ""},
-	{"SYNCMAP_PRESYNC", ""}, {"SYNCMAP_PRESYNC_DEPTH", ""}, {"SYNCMAP_STATS", ""},
+	{"SYNCMAP_PRESYNC", ""}, {"SYNCMAP_PRESYNC_DEPTH", ""}, {"SYNCMAP_RESERVE", ""},
+	{"SYNCMAP_STATS", ""},
 };
 static const char *const pmem_env[] = {"PMEM_NO_CLWB", "PMEM_NO_CLFLUSHOPT", "PMEM_NO_FLUSH"};
 

@@ -87,7 +87,7 @@ assert j["mode"] == "FAULT" and j["persist"] == "msync", (j["mode"], j["persist"
 assert j["environment"]["SYNCMAP_MODE"] == {"set": "fault", "in_effect": "fault"}, j["environment"]
 assert j["environment"]["SYNCMAP_GRAIN"]["set"] is None
 assert set(j["environment"]) >= {"SYNCMAP_MODE", "SYNCMAP_GRAIN", "SYNCMAP_FLUSH", "SYNCMAP_PRESYNC",
-                                 "SYNCMAP_PRESYNC_DEPTH", "SYNCMAP_STATS"}
+                                 "SYNCMAP_PRESYNC_DEPTH", "SYNCMAP_RESERVE", "SYNCMAP_STATS"}
 assert isinstance(j["eadr"], bool) and j["cpu_flush"]
 PY
 	done
@@ -126,7 +126,7 @@ permission)
 	;;
 help)
 	"$tool" --help > "$tmp/out" || fail "exit status $?"
-	for v in SYNCMAP_MODE SYNCMAP_GRAIN SYNCMAP_FLUSH SYNCMAP_PRESYNC SYNCMAP_PRESYNC_DEPTH SYNCMAP_STATS; do
+	for v in SYNCMAP_MODE SYNCMAP_GRAIN SYNCMAP_FLUSH SYNCMAP_PRESYNC SYNCMAP_PRESYNC_DEPTH SYNCMAP_RESERVE SYNCMAP_STATS; do
 		expect "$tmp/out" "^  $v="
 	done
 	expect "$tmp/out" "--json"
