@@ -17,11 +17,14 @@
 #include "syncmap.h"
 
 #include <errno.h>
+#include <limits.h>
+#include <linux/futex.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <stdlib.h>
 #include <time.h>
 #include <unistd.h>
@@ -46,6 +49,9 @@ static _Atomic uint64_t posted, served;
 
 static pthread_mutex_t start_mutex = PTHREAD_MUTEX_INITIALIZER;
 static _Atomic int running;
+/* Changes at every start: a busy mark left by an engine that is gone (a
+ * forked child's copy of its parent's) never matches the running one. */
+static _Atomic int token;
 static _Atomic int stopping;
 /* One loop per process.  A forked child does not reuse its copy of the
  * parent's: uv_loop_fork is experimental, and the copied async handle may
@@ -122,6 +128,11 @@ static uint64_t clear_grains(struct sm_region *r, uintptr_t s, uintptr_t e)
 	return n;
 }
 
+static void futex_wake_all(_Atomic int *w)
+{
+	syscall(SYS_futex, w, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+}
+
 /* Ready [s, e) of FAULT region r, leaving the tripwire grain durable but
  * read-only: the writer's fault there is cheap (no sync) and asks for the
  * next window. */
@@ -130,27 +141,41 @@ static void serve_fault(struct sm_region *r, uintptr_t s, uintptr_t e, uintptr_t
 	uint64_t fresh = clear_grains(r, s, e);
 	int err;
 
-	if (trip > s && trip < e) {
+	atomic_store(&r->eng_busy_s, s);
+	atomic_store(&r->eng_busy_e, e);
+	atomic_store(&r->eng_busy, atomic_load(&token));
+	/* One allocation and one sync for the whole window, then the upgrades
+	 * around the tripwire (its bits are set: no sync there). */
+	err = sm_ready(r, s, e, 0);
+	if (err == 0 && trip >= s && trip < e) {
 		uintptr_t te = sm_grain_end(r, sm_grain_of(r, trip));
 
-		err = sm_ready(r, s, trip, r->prot);
-		if (err == 0)
-			err = sm_ready(r, trip, te, 0);
+		if (trip > s)
+			err = sm_ready(r, s, trip, r->prot);
 		if (err == 0 && te < e)
 			err = sm_ready(r, te, e, r->prot);
-	} else if (trip == s) {
-		uintptr_t te = sm_grain_end(r, sm_grain_of(r, trip));
-
-		err = sm_ready(r, s, te, 0);
-		if (err == 0 && te < e)
-			err = sm_ready(r, te, e, r->prot);
-	} else {
+	} else if (err == 0) {
 		err = sm_ready(r, s, e, r->prot);
 	}
+	atomic_store(&r->eng_busy, 0);
+	futex_wake_all(&r->eng_busy);
 	/* Errors (ENOSPC, a range past EOF) are left for the writer's own fault
 	 * to meet and report; the engine only runs ahead. */
 	if (err == 0)
 		SM_STAT_ADD(presync_grains, fresh);
+}
+
+void sm_engine_wait(struct sm_region *r, uintptr_t a)
+{
+	int t;
+
+	while ((t = atomic_load(&r->eng_busy)) != 0 && t == atomic_load(&token) && atomic_load(&running) &&
+	       a >= atomic_load(&r->eng_busy_s) && a < atomic_load(&r->eng_busy_e)) {
+		/* Bounded: the mark is re-read at least every 10 ms. */
+		struct timespec ts = {0, 10 * 1000 * 1000};
+
+		syscall(SYS_futex, &r->eng_busy, FUTEX_WAIT_PRIVATE, t, &ts, NULL, 0);
+	}
 }
 
 static int serve_one(struct sm_region *r, uintptr_t s, uintptr_t e, void *arg)
@@ -229,6 +254,8 @@ int sm_engine_start(void)
 	if (loop == NULL && make_loop() != 0)
 		goto fail;
 	atomic_store(&stopping, 0);
+	if (atomic_fetch_add(&token, 1) + 1 == 0) /* 0 means idle */
+		atomic_fetch_add(&token, 1);
 	if (pthread_create(&thread, NULL, engine_main, NULL) != 0)
 		goto fail;
 	atomic_store(&running, 1);

@@ -15,6 +15,11 @@ int sm_engine_start(void);
  * of r come in order, ask the engine to ready the next grains.  Async-signal-safe. */
 void sm_engine_fault(struct sm_region *r, uintptr_t a);
 
+/* From the fault handler, before readying the grain at a: if the engine is
+ * readying it right now, wait until it is done (the handler then finds the
+ * grain durable and only upgrades).  Async-signal-safe. */
+void sm_engine_wait(struct sm_region *r, uintptr_t a);
+
 /* From syncmap_persist on a KERNEL region: the writer reached `end`; keep the
  * kernel's synchronous faults ahead of it paid. */
 void sm_engine_persisted(struct sm_region *r, uintptr_t end);

@@ -166,6 +166,7 @@ int syncmap_handle_fault(int sig, siginfo_t *si, void *uctx)
 		return 0;
 	}
 	pg = a & ~(uintptr_t)(sm_cfg.page - 1);
+	sm_engine_wait(r, pg);
 	err = sm_ready(r, pg, pg + sm_cfg.page, r->prot);
 	if (err == 0) {
 		SM_STAT_ADD(faults, 1);
