@@ -9,7 +9,7 @@ enum sm_flush_pref { SM_FLUSH_AUTO, SM_FLUSH_CPU, SM_FLUSH_MSYNC };
 
 /* Default grain: see docs/performance.md for the measurements behind it. */
 #define SM_DEFAULT_GRAIN ((size_t)64 * 1024)
-#define SM_DEFAULT_PRESYNC_DEPTH 4
+#define SM_DEFAULT_PRESYNC_DEPTH 16
 
 struct sm_config {
 	enum sm_mode_pref mode;

@@ -53,7 +53,7 @@ static const char usage[] =
 	"                                  it (you vouch for the platform); msync forces msync\n"
 	"  SYNCMAP_PRESYNC=0|1             1 (default): a background thread readies grains\n"
 	"                                  ahead of sequential writers\n"
-	"  SYNCMAP_PRESYNC_DEPTH=N         grains kept ready ahead, 1..1024 (default 4)\n"
+	"  SYNCMAP_PRESYNC_DEPTH=N         grains kept ready ahead, 1..1024 (default 16)\n"
 	"  SYNCMAP_RESERVE=0|1             1 (default): fallocate a grain's blocks in one call\n"
 	"                                  before touching them (FAULT mode)\n"
 	"  SYNCMAP_STATS=0|1               1: print the library's counters to stderr at exit\n"
