@@ -3,14 +3,15 @@
 #
 # Usage: bench/plot.sh DIR
 # For each result file holding `faults -H` histograms (host-faults-seq.txt,
-# guest-ext4.txt, guest-xfs.txt), one PNG per file state (empty,
+# guest-ext4.txt, guest-xfs.txt and their -smp2 twins), one PNG per file state (empty,
 # preallocated) without load: the power-of-two latency buckets of every
 # variant side by side, as clustered bars (log scale).
 set -euo pipefail
 dir=${1:?usage: plot.sh DIR}
 command -v gnuplot >/dev/null || { echo "plot.sh: gnuplot not installed (apt-get install gnuplot-nox)" >&2; exit 1; }
 
-for f in "$dir"/host-faults-seq.txt "$dir"/guest-ext4.txt "$dir"/guest-xfs.txt; do
+for f in "$dir"/host-faults-seq.txt "$dir"/guest-ext4.txt "$dir"/guest-xfs.txt "$dir"/guest-ext4-smp2.txt \
+	"$dir"/guest-xfs-smp2.txt; do
 	[ -f "$f" ] || continue
 	base=$(basename "$f" .txt)
 	for state in empty preallocated; do

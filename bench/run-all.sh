@@ -7,7 +7,10 @@
 # FAULT mode).  Guest: ext4 and xfs with dax=always on an emulated NVDIMM
 # (QEMU TCG, tests/vm), where the kernel grants MAP_SYNC, so the KERNEL rows
 # exist and every row of a table comes from one run.  Needs root.
-# BENCH_GUEST=0 skips the guest; BENCH_QUICK=1 runs fewer repetitions.
+# BENCH_GUEST=0 skips the guest; BENCH_QUICK=1 runs fewer repetitions;
+# BENCH_SMP lists the guest's vCPU counts (default "1 2": one vCPU is how the
+# crash tests boot, two is how DESIGN.md's reference numbers were taken and
+# leaves the pre-sync engine a CPU of its own).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=$(cd "${1:-build}" && pwd)
@@ -27,10 +30,13 @@ host() { # NAME CMD...
 	{ stamp "$@"; "$@"; } >"$out/host-$name.txt" 2>&1
 }
 
-host faults-seq "$build/bench/faults" -r "$runs" -H
+all=plain,kernel,fault-4k,fault,noreserve,fault-256k,presync
+host faults-seq "$build/bench/faults" -r "$runs" -H -v "$all"
 host faults-rand "$build/bench/faults" -r "$runs" -o rand
 host append "$build/bench/append" -n 4000 -O
 host scale "$build/bench/scale" -w 40000
+host anatomy "$build/bench/anatomy" -r "$runs"
+host anatomy-64k "$build/bench/anatomy" -r "$runs" -g 64 -n 64
 
 if [ "${BENCH_GUEST:-1}" != 0 ]; then
 	cache=$build/vm-cache
@@ -38,21 +44,34 @@ if [ "${BENCH_GUEST:-1}" != 0 ]; then
 	mkdir -p "$work"
 	tests/vm/setup.sh "$cache" >/dev/null
 	tests/vm/mkinitramfs.sh "$cache" "$work/initramfs.cpio.gz" "$build/bench/faults" "$build/bench/append" \
-		"$build/bench/scale" >/dev/null
-	for fs in ext4 xfs; do
-		script="smvm mkfs
-faults -d /mnt/$fs -r $runs -H 2>&1 | sed 's/^/SMVM: /'
-append -d /mnt/$fs -n 2000 -s 64,1024,4096 -T 1,2 -O 2>&1 | sed 's/^/SMVM: /'
-SYNCMAP_MODE=fault append -d /mnt/$fs -n 2000 -s 64,4096 -T 1 -m syncmap 2>&1 | sed 's/^syncmap /syncmap-F/; s/^/SMVM: /'"
-		echo "bench: guest $fs"
-		{
-			echo "# $(date -u +%FT%TZ) QEMU TCG guest (tests/vm), Debian 6.1 kernel, $fs dax=always on an emulated NVDIMM"
-			echo "# host $(uname -n): $(nproc) CPUs; commands: faults -d /mnt/$fs -r $runs -H;" \
-				"append -d /mnt/$fs -n 2000 -s 64,1024,4096 -T 1,2 -O;" \
-				"SYNCMAP_MODE=fault append -d /mnt/$fs -n 2000 -s 64,4096 -T 1 -m syncmap (rows syncmap-F)"
-			tests/vm/vm.sh "$cache" --initrd "$work/initramfs.cpio.gz" --images "$work/images" --fresh \
-				--timeout 3000 --log "$work/$fs.log" --run "$script"
-		} >"$out/guest-$fs.txt"
+		"$build/bench/scale" "$build/bench/anatomy" >/dev/null
+	for smp in ${BENCH_SMP:-1 2}; do
+		suffix=
+		[ "$smp" = 1 ] || suffix=-smp$smp
+		for fs in ext4 xfs; do
+			cmds=(
+				"faults -d /mnt/$fs -r $runs -H -v $all"
+				"anatomy -d /mnt/$fs -r $runs"
+				"anatomy -d /mnt/$fs -r $runs -g 64 -n 64"
+				"append -d /mnt/$fs -n 2000 -s 64,1024,4096 -T 1,2 -O"
+			)
+			forced="SYNCMAP_MODE=fault append -d /mnt/$fs -n 2000 -s 64,4096 -T 1 -m syncmap"
+			script="smvm mkfs"
+			for c in "${cmds[@]}"; do
+				script+=$'\n'"$c 2>&1 | sed 's/^/SMVM: /'"
+			done
+			script+=$'\n'"$forced 2>&1 | sed 's/^syncmap /syncmap-F/; s/^/SMVM: /'"
+			echo "bench: guest $fs, $smp vCPU"
+			{
+				echo "# $(date -u +%FT%TZ) QEMU TCG guest (tests/vm), $smp vCPU, Debian 6.1 kernel," \
+					"$fs dax=always on an emulated NVDIMM"
+				echo "# host $(uname -n): $(nproc) CPUs; commands (rows syncmap-F: FAULT forced):"
+				printf '#   %s\n' "${cmds[@]}" "$forced"
+				SMVM_QEMU_ARGS="-smp $smp" tests/vm/vm.sh "$cache" --initrd "$work/initramfs.cpio.gz" \
+					--images "$work/images" --fresh --timeout 3000 --log "$work/$fs$suffix.log" \
+					--run "$script"
+			} >"$out/guest-$fs$suffix.txt"
+		done
 	done
 fi
 bench/plot.sh "$out"
