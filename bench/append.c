@@ -15,11 +15,12 @@
  * msync: after the first write, store + persist should cost what it costs on
  * a plain mapping.
  *
- * Usage: append [-d DIR] [-s SIZES] [-T THREADS] [-n RECORDS] [-m METHODS] [-O]
+ * Usage: append [-d DIR] [-s SIZES] [-T THREADS] [-n RECORDS] [-m METHODS] [-O] [-R]
  *   -d DIR     run in DIR (default: a fresh ext4 on a loop device over /dev/shm)
  *   -s SIZES   record sizes, comma-separated (default 64,1024,4096)
  *   -T LIST    thread counts (default 1,2)
  *   -n N       records per run (default 4096)
+ *   -R         run the methods in reverse order (to check order effects)
  */
 #include "bench.h"
 #include "helpers.h"
@@ -176,12 +177,12 @@ static int listed(const char *list, const char *word)
 int main(int argc, char **argv)
 {
 	const char *sizes = "64,1024,4096", *threads = "1,2", *methods = "syncmap,msync,fdatasync,dsync";
-	int overwrite = 0, c;
+	int overwrite = 0, reverse = 0, c;
 	struct loopfs fs;
 	struct utsname u;
 	char why[256], *save, *tok, buf[128];
 
-	while ((c = getopt(argc, argv, "d:s:T:n:m:O")) != -1) {
+	while ((c = getopt(argc, argv, "d:s:T:n:m:OR")) != -1) {
 		switch (c) {
 		case 'd': dir = optarg; break;
 		case 's': sizes = optarg; break;
@@ -189,9 +190,11 @@ int main(int argc, char **argv)
 		case 'n': nrec = atol(optarg); break;
 		case 'm': methods = optarg; break;
 		case 'O': overwrite = 1; break;
+		case 'R': reverse = 1; break;
 		default:
 			fprintf(stderr,
-				"usage: %s [-d DIR] [-s SIZES] [-T THREADS] [-n RECORDS] [-m METHODS] [-O]\n",
+				"usage: %s [-d DIR] [-s SIZES] [-T THREADS] [-n RECORDS] [-m METHODS] [-O] "
+				"[-R]\n",
 				argv[0]);
 			return 2;
 		}
@@ -225,12 +228,18 @@ int main(int argc, char **argv)
 			snprintf(tn, sizeof(tn), "%d", t);
 			if (!listed(threads, tn))
 				continue;
-			for (int m = 0; m < M_COUNT; m++)
+			for (int i = 0; i < M_COUNT; i++) {
+				int m = reverse ? M_COUNT - 1 - i : i;
+
 				if (listed(methods, method_names[m]))
 					one((enum method)m, rec, t, 1, "fresh");
-			for (int m = 0; overwrite && m <= M_MSYNC; m++)
+			}
+			for (int i = 0; overwrite && i <= M_MSYNC; i++) {
+				int m = reverse ? M_MSYNC - i : i;
+
 				if (listed(methods, method_names[m]))
 					one((enum method)m, rec, t, 0, "overwrite");
+			}
 		}
 	}
 	if (dir == fs.dir)

@@ -35,6 +35,7 @@ host faults-seq "$build/bench/faults" -r "$runs" -H -v "$all"
 host faults-rand "$build/bench/faults" -r "$runs" -o rand
 host append "$build/bench/append" -n 4000 -O
 host scale "$build/bench/scale" -w 40000
+host overwrite bench/overwrite.sh "$build" $((runs * 3))
 host anatomy "$build/bench/anatomy" -r "$runs"
 host anatomy-64k "$build/bench/anatomy" -r "$runs" -g 64 -n 64
 
