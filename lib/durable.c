@@ -94,10 +94,9 @@ static int write_touch(const struct sm_region *r, char *p, size_t n)
  * Mode 0 with KEEP_SIZE allocates holes only (unwritten extents), never
  * changes data or the size, so it is safe whatever another writer does.  The
  * touch still converts page by page, but the allocation is one extent
- * instead of one per page: in the DAX guest, a 64 KiB grain costs about 10%
- * (ext4) to 35% (xfs) less, a 256 KiB one 20-50% less (bench/faults, the
- * fallocate row of docs/performance.md).  On one page it only adds a system
- * call.  A filesystem without fallocate, or a file that refuses it, is
+ * instead of one per page: in the DAX guest, first writes with 64 KiB grains
+ * cost 1.3-1.5x as much without it (bench/faults, the noreserve column of
+ * docs/performance.md).  On one page it only adds a system call.  A filesystem without fallocate, or a file that refuses it, is
  * touched as before; a full one fails here with the right errno.
  */
 static int reserve(const struct sm_region *r, uintptr_t s, size_t n)
