@@ -96,19 +96,28 @@ static int write_touch(const struct sm_region *r, char *p, size_t n)
  * touch still converts page by page, but the allocation is one extent
  * instead of one per page: in the DAX guest, first writes with 64 KiB grains
  * cost 1.3-1.5x as much without it (bench/faults, the noreserve column of
- * docs/performance.md).  On one page it only adds a system call.  A filesystem without fallocate, or a file that refuses it, is
- * touched as before; a full one fails here with the right errno.
+ * docs/performance.md).  On one page it only adds a system call.
+ *
+ * Only a hint: the touch decides.  xfs reserves space for the whole range
+ * before it looks at what is already allocated, so a nearly full xfs can
+ * refuse to fallocate a grain whose touch needs no space at all.  Its errno
+ * is returned for the touch to report if the touch fails too (EDQUOT is
+ * clearer than the touch's EFAULT).  A file that does not support it is not
+ * asked again.
  */
-static int reserve(const struct sm_region *r, uintptr_t s, size_t n)
+static int reserve(struct sm_region *r, uintptr_t s, size_t n)
 {
 	off_t off = r->off + (off_t)(s - r->start);
 
-	if (n <= sm_cfg.page || !sm_cfg.reserve)
+	if (n <= sm_cfg.page || !sm_cfg.reserve ||
+	    atomic_load_explicit(&r->file->no_reserve, memory_order_relaxed))
 		return 0;
 	while (fallocate(r->file->fd, FALLOC_FL_KEEP_SIZE, off, (off_t)n) != 0) {
 		if (errno == EINTR)
 			continue;
-		return errno == ENOSPC || errno == EDQUOT || errno == EIO ? errno : 0;
+		if (errno == EOPNOTSUPP || errno == ENOSYS)
+			atomic_store_explicit(&r->file->no_reserve, 1, memory_order_relaxed);
+		return errno;
 	}
 	return 0;
 }
@@ -117,12 +126,11 @@ static int make_durable(struct sm_region *r, uintptr_t s, uintptr_t e)
 {
 	char *a = r->alias + (s - r->start);
 	size_t n = e - s;
-	int err = reserve(r, s, n);
+	int hint = reserve(r, s, n);
+	int err = write_touch(r, a, n);
 
-	if (err == 0)
-		err = write_touch(r, a, n);
 	if (err != 0)
-		return err;
+		return hint == ENOSPC || hint == EDQUOT ? hint : err;
 	if (atomic_load_explicit(&sm_inject_countdown, memory_order_relaxed) > 0 &&
 	    atomic_fetch_sub(&sm_inject_countdown, 1) == 1)
 		return sm_inject_errno;

@@ -13,11 +13,12 @@ struct sm_file {
 	struct sm_file *next; /* list under the table lock */
 	dev_t dev;
 	ino_t ino;
-	int fd;		      /* the library's O_CLOEXEC duplicate */
-	int nref;	      /* regions using it, under the table lock */
-	unsigned dax : 1;     /* statx says DAX */
-	unsigned mapsync : 1; /* the kernel accepted MAP_SYNC for it */
-	unsigned cow : 1;     /* copy-on-write filesystem: never "already safe" */
+	int fd;			/* the library's O_CLOEXEC duplicate */
+	int nref;		/* regions using it, under the table lock */
+	unsigned dax : 1;	/* statx says DAX */
+	unsigned mapsync : 1;	/* the kernel accepted MAP_SYNC for it */
+	unsigned cow : 1;	/* copy-on-write filesystem: never "already safe" */
+	_Atomic int no_reserve; /* fallocate is not supported: durable.c stops asking */
 };
 
 /* Which grains of a file range are durable-allocated.  Bit i is grain g0 + i,

@@ -151,10 +151,9 @@ int loopfs_make(struct loopfs *fs, const char *fstype, unsigned mib, const char 
 	if (private_ns(why, whylen) != 0)
 		return -1;
 	snprintf(fs->img, sizeof(fs->img), "/dev/shm/syncmap-test-%d-%ld.img", (int)getpid(), random());
-	if (strcmp(fstype, "ext4") == 0)
-		snprintf(cmd, sizeof(cmd),
-			 "truncate -s %uM '%s' && mkfs.ext4 -q -F -m 0 '%s' >/dev/null 2>&1", mib, fs->img,
-			 fs->img);
+	if (strncmp(fstype, "ext", 3) == 0)
+		snprintf(cmd, sizeof(cmd), "truncate -s %uM '%s' && mkfs.%s -q -F -m 0 '%s' >/dev/null 2>&1",
+			 mib, fs->img, fstype, fs->img);
 	else
 		snprintf(cmd, sizeof(cmd), "truncate -s %uM '%s' && mkfs.%s -q -f '%s' >/dev/null 2>&1", mib,
 			 fs->img, fstype, fs->img);

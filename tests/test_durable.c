@@ -3,6 +3,7 @@
  * ENOSPC ends in SIGBUS, and the VMA limit is met by widening */
 #include "config.h"
 #include "helpers.h"
+#include "region.h"
 #include "syncmap.h"
 
 #include <criterion/criterion.h>
@@ -10,6 +11,7 @@
 #include <fcntl.h>
 #include <linux/fiemap.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -95,6 +97,42 @@ Test(durable, written_grains_are_allocated_before_any_msync)
 	munmap(c, FILE_LEN);
 	close(fd);
 	close(cfd);
+}
+
+/* ext2 has no fallocate: the reservation before the touch is only a hint,
+ * so grains there are still made durable (not refused with the hint's
+ * errno), and the file is not asked again. */
+Test(durable, grains_are_made_durable_without_fallocate)
+{
+	size_t pages[NPAGES], grain;
+	struct sm_region *r;
+	unsigned char *p;
+	int fd;
+
+	OWN_LOOPFS_OR_SKIP(&fs, "ext2", 128, "");
+	sm_test_env("SYNCMAP_PRESYNC", "0");
+	sm_test_env("SYNCMAP_GRAIN", "65536");
+	grain = sm_cfg.grain;
+	fd = make_sparse(fs.dir, "noalloc.dat", FILE_LEN, NULL, 0);
+	cr_assert(fd >= 0);
+	cr_assert_eq(fallocate(fd, FALLOC_FL_KEEP_SIZE, 0, (off_t)grain), -1, "ext2 here has fallocate");
+	cr_assert_eq(errno, EOPNOTSUPP);
+	p = syncmap_mmap(NULL, FILE_LEN, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	cr_assert_neq(p, MAP_FAILED);
+	cr_assert_eq(syncmap_mode(p), SYNCMAP_MODE_FAULT);
+	pick_pages(pages, 0x5678);
+	write_pages(p, pages, 3);
+	for (size_t i = 0; i < NPAGES; i++) {
+		off_t g = (off_t)(pages[i] * PG / grain * grain);
+
+		cr_expect_eq(range_allocated(fd, g, grain), 1, "grain at %lld not allocated+written",
+			     (long long)g);
+	}
+	cr_assert_eq(sm_region_get((uintptr_t)p, &r), SM_FOUND);
+	cr_expect_eq(atomic_load(&r->file->no_reserve), 1, "fallocate is still asked for on every grain");
+	sm_region_put(r);
+	syncmap_munmap(p, FILE_LEN);
+	close(fd);
 }
 
 /* Copy the loop device while the filesystem is live: the disk's state at
