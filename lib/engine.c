@@ -49,8 +49,10 @@ static _Atomic uint64_t posted, served;
 
 static pthread_mutex_t start_mutex = PTHREAD_MUTEX_INITIALIZER;
 static _Atomic int running;
-/* Changes at every start: a busy mark left by an engine that is gone (a
- * forked child's copy of its parent's) never matches the running one. */
+/* Changes at every start (never 0), so a busy mark left by an engine that
+ * is gone never matches the one running.  In a forked child `running` is
+ * cleared by the fork handler; a child made without them (a raw clone) is
+ * covered by the wait's time limit. */
 static _Atomic int token;
 static _Atomic int stopping;
 /* One loop per process.  A forked child does not reuse its copy of the
@@ -169,11 +171,16 @@ void sm_engine_wait(struct sm_region *r, uintptr_t a)
 {
 	int t;
 
-	while ((t = atomic_load(&r->eng_busy)) != 0 && t == atomic_load(&token) && atomic_load(&running) &&
-	       a >= atomic_load(&r->eng_busy_s) && a < atomic_load(&r->eng_busy_e)) {
-		/* Bounded: the mark is re-read at least every 10 ms. */
+	/* The mark is re-read at least every 10 ms, and after 1 s the writer
+	 * readies the grain itself (sm_ready may run twice; a frozen filesystem
+	 * or an engine that cannot finish only costs the wait). */
+	for (int round = 0; round < 100; round++) {
 		struct timespec ts = {0, 10 * 1000 * 1000};
 
+		t = atomic_load(&r->eng_busy);
+		if (t == 0 || t != atomic_load(&token) || !atomic_load(&running) ||
+		    a < atomic_load(&r->eng_busy_s) || a >= atomic_load(&r->eng_busy_e))
+			return;
 		syscall(SYS_futex, &r->eng_busy, FUTEX_WAIT_PRIVATE, t, &ts, NULL, 0);
 	}
 }
@@ -254,8 +261,8 @@ int sm_engine_start(void)
 	if (loop == NULL && make_loop() != 0)
 		goto fail;
 	atomic_store(&stopping, 0);
-	if (atomic_fetch_add(&token, 1) + 1 == 0) /* 0 means idle */
-		atomic_fetch_add(&token, 1);
+	atomic_store(&token,
+		     atomic_load(&token) == INT_MAX ? 1 : atomic_load(&token) + 1); /* start_mutex held */
 	if (pthread_create(&thread, NULL, engine_main, NULL) != 0)
 		goto fail;
 	atomic_store(&running, 1);
