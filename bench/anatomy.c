@@ -100,16 +100,22 @@ static double store_grain(volatile unsigned char *p, int i)
 	return now_us() - t0;
 }
 
+static int kernel_err; /* why the kernel row is missing */
+
 static void run_whole(int step, int flags, int use_lib)
 {
 	size_t n = (size_t)ngrains * grain;
 	int fd = fresh_file(step == KERNEL ? "kernel" : "library", n);
 	unsigned char *p;
 
-	if (fd < 0)
+	if (fd < 0) {
+		kernel_err = errno;
 		return;
+	}
 	p = use_lib ? syncmap_mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)
 		    : mmap(NULL, n, PROT_READ | PROT_WRITE, flags, fd, 0);
+	if (p == MAP_FAILED && step == KERNEL)
+		kernel_err = errno;
 	if (p != MAP_FAILED && (!use_lib || syncmap_mode(p) == SYNCMAP_MODE_FAULT)) {
 		small_faults(p, n);
 		for (int i = 0; i < ngrains; i++)
@@ -126,6 +132,7 @@ static void run_steps(void)
 	size_t n = (size_t)ngrains * grain;
 	int fd = fresh_file("steps", n);
 	unsigned char *user, *alias;
+	int failed = 0;
 
 	if (fd < 0)
 		return;
@@ -139,18 +146,26 @@ static void run_steps(void)
 			struct stat st;
 			double t[7];
 
+			int bad = 0;
+
 			t[0] = now_us();
-			fstat(fd, &st);
+			bad |= fstat(fd, &st);
 			t[1] = now_us();
 			if (grain > PG)
-				fallocate(fd, FALLOC_FL_KEEP_SIZE, (off_t)o, (off_t)grain);
+				bad |= fallocate(fd, FALLOC_FL_KEEP_SIZE, (off_t)o, (off_t)grain);
 			t[2] = now_us();
-			madvise(alias + o, grain, MADV_POPULATE_WRITE);
+			bad |= madvise(alias + o, grain, MADV_POPULATE_WRITE);
 			t[3] = now_us();
-			msync(alias + o, grain, MS_SYNC);
+			bad |= msync(alias + o, grain, MS_SYNC);
 			t[4] = now_us();
-			mprotect(user + o, grain, PROT_READ | PROT_WRITE);
+			bad |= mprotect(user + o, grain, PROT_READ | PROT_WRITE);
 			t[5] = now_us();
+			if (bad != 0) { /* a step this kernel or filesystem lacks: no rows */
+				fprintf(stderr, "anatomy: a step failed at grain %d: %s\n", i,
+					strerror(errno));
+				failed = 1;
+				break;
+			}
 			total[REFAULT] += store_grain(user, i);
 			total[FSTAT] += t[1] - t[0];
 			total[RESERVE] += t[2] - t[1];
@@ -158,7 +173,7 @@ static void run_steps(void)
 			total[SYNC] += t[4] - t[3];
 			total[PROTECT] += t[5] - t[4];
 		}
-		for (int s = FSTAT; s <= REFAULT; s++)
+		for (int s = FSTAT; s <= REFAULT && !failed; s++)
 			have[s]++;
 		if (grain == PG)
 			have[RESERVE] = 0;
@@ -256,10 +271,15 @@ int main(int argc, char **argv)
 	printf("# average microseconds per grain\n");
 	for (int s = 0; s < NSTEP; s++) {
 		if (!have[s]) {
-			printf("%-32s %10s\n", label[s],
-			       s == KERNEL    ? "n/a: MAP_SYNC refused"
-			       : s == RESERVE ? "- (one page)"
-					      : "n/a");
+			const char *why = "n/a";
+
+			if (s == KERNEL)
+				why = kernel_err == EOPNOTSUPP || kernel_err == EINVAL
+					      ? "n/a: MAP_SYNC refused"
+					      : strerror(kernel_err);
+			else if (s == RESERVE && grain == PG)
+				why = "- (one page)";
+			printf("%-32s %10s\n", label[s], why);
 			continue;
 		}
 		printf("%-32s %10.1f\n", label[s], total[s] / have[s] / ngrains);

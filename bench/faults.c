@@ -15,7 +15,7 @@
  *   fault-256k  as fault, 256 KiB grains
  *
  * Each variant runs in its own process (fresh library state, its own
- * environment).  Latency is that of the one store that first touches each
+ * environment; SYNCMAP_PRESYNC_DEPTH is taken from the caller's).  Latency is that of the one store that first touches each
  * page, fault included, read with clock_gettime around it.  The page cache
  * of the file is dropped and MADV_RANDOM set first, so that every page is a
  * fault of its own (the host kernel maps large folios at once otherwise).
@@ -236,8 +236,7 @@ static struct result measure(const struct variant *v, int prealloc)
 			setenv("SYNCMAP_GRAIN", v->grain, 1);
 		if (v->presync)
 			setenv("SYNCMAP_PRESYNC", v->presync, 1);
-		if (v->reserve)
-			setenv("SYNCMAP_RESERVE", v->reserve, 1);
+		setenv("SYNCMAP_RESERVE", v->reserve ? v->reserve : "1", 1); /* not the caller's */
 		for (int i = 0; i < runs && r.err == 0; i++)
 			r.err = run_variant(v, prealloc, lat + i * npages, &st);
 		if (r.err == 0) {

@@ -23,7 +23,8 @@ for ((i = 0; i < runs; i++)); do
 	out=$("$build/bench/append" -n 4000 -s "$size" -T 1 -m syncmap,msync -O "${rev[@]}")
 	s=$(awk '$1 == "syncmap" && $2 == "overwrite" { print $5 }' <<<"$out")
 	m=$(awk '$1 == "msync" && $2 == "overwrite" { print $5 }' <<<"$out")
-	[ -n "$s" ] && [ -n "$m" ] || { echo "overwrite.sh: no overwrite rows in:"; echo "$out"; exit 1; } >&2
+	[[ $s =~ ^[0-9]+$ && $m =~ ^[0-9]+$ && $m != 0 ]] ||
+		{ echo "overwrite.sh: no numeric overwrite rows in:"; echo "$out"; exit 1; } >&2
 	r=$(awk -v s="$s" -v m="$m" 'BEGIN { printf "%.3f", s / m }')
 	ratios+=("$r")
 	printf 'run %2d (%s first): syncmap %s records/s, msync %s records/s, ratio %s\n' "$((i + 1))" \
