@@ -227,7 +227,7 @@ int main(int argc, char **argv)
 {
 	struct loopfs fs;
 	struct utsname u;
-	char why[256], g[32];
+	char g[32];
 	int c, runs = 3;
 	double sum = 0;
 
@@ -246,15 +246,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "anatomy: -n 1..65536, -r at least 1, -g a power of two >= 4\n");
 		return 2;
 	}
-	if (dir == NULL) {
-		if (loopfs_make(&fs, "ext4", 1024, "commit=60", why, sizeof(why)) != 0) {
-			fprintf(stderr,
-				"anatomy: cannot make a loop-mounted ext4 (%s); give a directory with -d\n",
-				why);
-			return 2;
-		}
-		dir = fs.dir;
-	}
+	dir = bench_dir(dir, &fs, 1024, "anatomy");
 	snprintf(g, sizeof(g), "%zu", grain);
 	setenv("SYNCMAP_MODE", "fault", 1);
 	setenv("SYNCMAP_GRAIN", g, 1);

@@ -180,7 +180,7 @@ int main(int argc, char **argv)
 	int overwrite = 0, reverse = 0, c;
 	struct loopfs fs;
 	struct utsname u;
-	char why[256], *save, *tok, buf[128];
+	char *save, *tok, buf[128];
 
 	while ((c = getopt(argc, argv, "d:s:T:n:m:OR")) != -1) {
 		switch (c) {
@@ -203,15 +203,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "append: -n must be at least 1000 (p99.9 needs it)\n");
 		return 2;
 	}
-	if (dir == NULL) {
-		if (loopfs_make(&fs, "ext4", 1024, "commit=60", why, sizeof(why)) != 0) {
-			fprintf(stderr,
-				"append: cannot make a loop-mounted ext4 (%s); give a directory with -d\n",
-				why);
-			return 2;
-		}
-		dir = fs.dir;
-	}
+	dir = bench_dir(dir, &fs, 1024, "append");
 	uname(&u);
 	printf("# append: %ld durable records per run, fresh sparse file per run, in %s (kernel %s)\n", nrec,
 	       dir, u.release);

@@ -271,7 +271,6 @@ int main(int argc, char **argv)
 {
 	struct loopfs fs;
 	struct utsname u;
-	char why[256];
 	int c;
 
 	while ((c = getopt(argc, argv, "d:n:r:o:v:H")) != -1) {
@@ -293,15 +292,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "faults: -n must be 1..%d and -r at least 1\n", MAX_PAGES);
 		return 2;
 	}
-	if (dir == NULL) {
-		if (loopfs_make(&fs, "ext4", 1024, "commit=60", why, sizeof(why)) != 0) {
-			fprintf(stderr,
-				"faults: cannot make a loop-mounted ext4 (%s); give a directory with -d\n",
-				why);
-			return 2;
-		}
-		dir = fs.dir;
-	}
+	dir = bench_dir(dir, &fs, 1024, "faults");
 	uname(&u);
 	printf("# faults: %d first writes of 4 KiB per run, %d runs, %s order, in %s (kernel %s)\n", npages,
 	       runs, random_order ? "random" : "sequential", dir, u.release);

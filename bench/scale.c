@@ -233,7 +233,6 @@ int main(int argc, char **argv)
 	const char *tests = "huge,many,threads";
 	struct loopfs fs;
 	struct utsname u;
-	char why[256];
 	int c;
 
 	while ((c = getopt(argc, argv, "d:w:t:")) != -1) {
@@ -250,15 +249,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "scale: -w must be at least 100\n");
 		return 2;
 	}
-	if (dir == NULL) {
-		if (loopfs_make(&fs, "ext4", 2048, "commit=60", why, sizeof(why)) != 0) {
-			fprintf(stderr,
-				"scale: cannot make a loop-mounted ext4 (%s); give a directory with -d\n",
-				why);
-			return 2;
-		}
-		dir = fs.dir;
-	}
+	dir = bench_dir(dir, &fs, 2048, "scale");
 	uname(&u);
 	printf("# scale: FAULT mode in %s (kernel %s); latencies in microseconds\n", dir, u.release);
 	printf("%-34s %8s %9s %9s %9s %9s\n", "", "writes", "avg", "p50", "p99", "max");
