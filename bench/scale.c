@@ -116,7 +116,7 @@ static void huge(void)
 		seen[page] = 1;
 		*(volatile unsigned char *)(p + page * PG) = 1;
 		lat[i] = now_us() - t0;
-		if (i % 1000 == 999) {
+		if (i % 1000 == 999 || i == writes - 1) {
 			long n = maps_count();
 
 			peak = n > peak ? n : peak;
