@@ -35,6 +35,7 @@
 struct req {
 	uintptr_t s, e; /* page-aligned range to ready */
 	uintptr_t trip; /* a grain start inside [s, e) left read-only, or 0 */
+	int mark;	/* the busy mark put on the region when queued, or 0 */
 };
 
 struct cell {
@@ -54,6 +55,7 @@ static _Atomic int running;
  * cleared by the fork handler; a child made without them (a raw clone) is
  * covered by the wait's time limit. */
 static _Atomic int token;
+static _Atomic unsigned mark_seq; /* busy mark ids; 0 is never one */
 static _Atomic int stopping;
 /* One loop per process.  A forked child does not reuse its copy of the
  * parent's: uv_loop_fork is experimental, and the copied async handle may
@@ -135,17 +137,48 @@ static void futex_wake_all(_Atomic int *w)
 	syscall(SYS_futex, w, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
 }
 
+/* Busy marks: "the engine will ready [s, e) of this region, wait for it".
+ * A fault-driven window is marked when it is queued, so that a writer that
+ * gets there before the engine starts (on one CPU it usually does) waits
+ * rather than syncing the same grains; prepare_async ranges when served.
+ * One mark per region: a newer window's replaces an older one's, and the
+ * engine clears only its own.  Only who waits depends on them. */
+static int next_mark(void)
+{
+	unsigned m;
+
+	do
+		m = atomic_fetch_add(&mark_seq, 1) + 1;
+	while ((int)m == 0);
+	return (int)m;
+}
+
+static void set_mark(struct sm_region *r, uintptr_t s, uintptr_t e, int id)
+{
+	atomic_store(&r->eng_busy_s, s);
+	atomic_store(&r->eng_busy_e, e);
+	atomic_store(&r->eng_busy_tok, atomic_load(&token));
+	atomic_store(&r->eng_busy, id);
+}
+
+static void clear_mark(struct sm_region *r, int id)
+{
+	if (atomic_compare_exchange_strong(&r->eng_busy, &id, 0))
+		futex_wake_all(&r->eng_busy);
+}
+
 /* Ready [s, e) of FAULT region r, leaving the tripwire grain durable but
  * read-only: the writer's fault there is cheap (no sync) and asks for the
  * next window. */
-static void serve_fault(struct sm_region *r, uintptr_t s, uintptr_t e, uintptr_t trip)
+static void serve_fault(struct sm_region *r, uintptr_t s, uintptr_t e, uintptr_t trip, int mark)
 {
 	uint64_t fresh = clear_grains(r, s, e);
 	int err;
 
-	atomic_store(&r->eng_busy_s, s);
-	atomic_store(&r->eng_busy_e, e);
-	atomic_store(&r->eng_busy, atomic_load(&token));
+	if (mark == 0) {
+		mark = next_mark();
+		set_mark(r, s, e, mark);
+	}
 	/* One allocation and one sync for the whole window, then the upgrades
 	 * around the tripwire (its bits are set: no sync there). */
 	err = sm_ready(r, s, e, 0);
@@ -159,8 +192,7 @@ static void serve_fault(struct sm_region *r, uintptr_t s, uintptr_t e, uintptr_t
 	} else if (err == 0) {
 		err = sm_ready(r, s, e, r->prot);
 	}
-	atomic_store(&r->eng_busy, 0);
-	futex_wake_all(&r->eng_busy);
+	clear_mark(r, mark);
 	/* Errors (ENOSPC, a range past EOF) are left for the writer's own fault
 	 * to meet and report; the engine only runs ahead. */
 	if (err == 0)
@@ -178,8 +210,10 @@ void sm_engine_wait(struct sm_region *r, uintptr_t a)
 		struct timespec ts = {0, 10 * 1000 * 1000};
 
 		t = atomic_load(&r->eng_busy);
-		if (t == 0 || t != atomic_load(&token) || !atomic_load(&running) ||
-		    a < atomic_load(&r->eng_busy_s) || a >= atomic_load(&r->eng_busy_e))
+		if (t == 0 || atomic_load(&r->eng_busy_tok) != atomic_load(&token) ||
+		    !atomic_load(&running) || a < atomic_load(&r->eng_busy_s) ||
+		    a >= atomic_load(&r->eng_busy_e) ||
+		    atomic_load(&r->state) != SM_LIVE) /* someone is changing the mapping: don't hold it up */
 			return;
 		syscall(SYS_futex, &r->eng_busy, FUTEX_WAIT_PRIVATE, t, &ts, NULL, 0);
 	}
@@ -190,7 +224,7 @@ static int serve_one(struct sm_region *r, uintptr_t s, uintptr_t e, void *arg)
 	const struct req *q = arg;
 
 	if (r->mode == SYNCMAP_MODE_FAULT)
-		serve_fault(r, s, e, q->trip);
+		serve_fault(r, s, e, q->trip, q->mark);
 	else if (r->mode == SYNCMAP_MODE_KERNEL && (r->prot & PROT_WRITE))
 		madvise((void *)s, e - s, MADV_POPULATE_WRITE); /* the kernel's sync faults, here */
 	return 0;
@@ -277,7 +311,7 @@ out:
 
 int sm_engine_post(uintptr_t s, uintptr_t e)
 {
-	struct req q = {s, e, 0};
+	struct req q = {s, e, 0, 0};
 
 	if (push(&q) != 0) {
 		errno = ENOMEM;
@@ -307,8 +341,12 @@ void sm_engine_fault(struct sm_region *r, uintptr_t a)
 	q.e = sm_grain_end(r, g + depth);
 	q.trip = sm_grain_start(r, trip) < q.e ? sm_grain_start(r, trip) : 0;
 	atomic_store(&r->eng_expect, trip + 1);
+	q.mark = next_mark();
+	set_mark(r, q.s, q.e, q.mark); /* before the engine can see the request */
 	if (push(&q) == 0)
 		wake_up();
+	else
+		clear_mark(r, q.mark);
 }
 
 void sm_engine_persisted(struct sm_region *r, uintptr_t end)

@@ -48,10 +48,11 @@ struct sm_region {
 	 * the last fault + 1, and the grain whose fault asks for the next window. */
 	_Atomic uint64_t eng_last, eng_expect;
 	_Atomic uintptr_t eng_ahead; /* KERNEL: prefaulted up to here */
-	/* FAULT: the engine is readying [eng_busy_s, eng_busy_e) while eng_busy
-	 * holds its token (0: idle); a writer that faults there waits for it
-	 * (futex on eng_busy) instead of syncing the same grains twice. */
-	_Atomic int eng_busy;
+	/* FAULT: the engine will ready, or is readying, [eng_busy_s, eng_busy_e)
+	 * while eng_busy holds a mark id (0: none) set under engine eng_busy_tok;
+	 * a writer that faults there waits for it (futex on eng_busy) instead of
+	 * syncing the same grains twice (engine.c). */
+	_Atomic int eng_busy, eng_busy_tok;
 	_Atomic uintptr_t eng_busy_s, eng_busy_e;
 	/* SM_LIVE: fields above are stable; users hold refs.  A writer that changes
 	 * the region sets SM_BLOCKED and waits for refs to drain first. */
