@@ -201,6 +201,10 @@ on_line() {
 		;;
 	*"SMVM-DONE: rc="*) DONE_RC=${line##*rc=} ;;
 	*"SMVM-FAIL: "*) FAIL_MSG=${line#*SMVM-FAIL: } ;;
+	esac
+	# On their own: the kernel's message can land in the middle of a line
+	# the program was writing ("SMVM: ack control 56[ 10.58] sysrq: Resetting").
+	case $line in
 	*"sysrq: Resetting"* | *"SysRq : Resetting"*) SYSRQ=1 ;;
 	*"Kernel panic - not syncing"*) PANIC=1 ;;
 	esac
