@@ -15,8 +15,9 @@
  *   fault-256k  as fault, 256 KiB grains
  *
  * Each variant runs in its own process (fresh library state, its own
- * environment; SYNCMAP_PRESYNC_DEPTH is taken from the caller's).  Latency is that of the one store that first touches each
- * page, fault included, read with clock_gettime around it.  The page cache
+ * environment; SYNCMAP_PRESYNC_DEPTH is taken from the caller's).  Latency
+ * is that of the one store that first touches each page, fault included,
+ * read with clock_gettime around it.  The page cache
  * of the file is dropped and MADV_RANDOM set first, so that every page is a
  * fault of its own (the host kernel maps large folios at once otherwise).
  *

@@ -95,7 +95,7 @@ static int write_touch(const struct sm_region *r, char *p, size_t n)
  * changes data or the size, so it is safe whatever another writer does.  The
  * touch still converts page by page, but the allocation is one extent
  * instead of one per page: in the DAX guest, first writes with 64 KiB grains
- * cost 1.3-1.5x as much without it (bench/faults, the noreserve column of
+ * cost 1.1-1.5x as much without it (bench/faults, the noreserve column of
  * docs/performance.md).  On one page it only adds a system call.
  *
  * Only a hint: the touch decides.  xfs reserves space for the whole range
