@@ -57,6 +57,11 @@ static _Atomic int running;
 static _Atomic int token;
 static _Atomic unsigned mark_seq; /* busy mark ids; 0 is never one */
 static _Atomic int stopping;
+static _Atomic pid_t owner; /* the process whose thread `running` means */
+/* A sequential writer was seen while no engine ran: the next library call
+ * from an application thread starts it (the fault handler cannot create a
+ * thread: pthread_create is not async-signal-safe). */
+static _Atomic int want_start;
 /* One loop per process.  A forked child does not reuse its copy of the
  * parent's: uv_loop_fork is experimental, and the copied async handle may
  * carry a "wake-up pending" flag that nobody will ever clear. */
@@ -201,18 +206,23 @@ static void serve_fault(struct sm_region *r, uintptr_t s, uintptr_t e, uintptr_t
 
 void sm_engine_wait(struct sm_region *r, uintptr_t a)
 {
-	int t;
-
-	/* The mark is re-read at least every 10 ms, and after 1 s the writer
-	 * readies the grain itself (sm_ready may run twice; a frozen filesystem
-	 * or an engine that cannot finish only costs the wait). */
-	for (int round = 0; round < 100; round++) {
+	/* No time limit: the engine always finishes a window it marked (it
+	 * never touches user memory, and its walk never waits for a region a
+	 * waiter could hold: a waiter leaves as soon as its region is blocked).
+	 * Giving up after a while turned a slow machine (the TCG guest readying
+	 * a large window) into duplicate syncs of the same grains.  The 10 ms
+	 * timeout only re-reads the conditions below, which can change without
+	 * a futex wake: the region being blocked by another thread, the engine
+	 * stopping.  A process that is not the engine's (a child made by a raw
+	 * clone, without the fork handlers) finds a different pid and does not
+	 * wait for a thread it does not have. */
+	for (;;) {
 		struct timespec ts = {0, 10 * 1000 * 1000};
+		int t = atomic_load(&r->eng_busy);
 
-		t = atomic_load(&r->eng_busy);
 		if (t == 0 || atomic_load(&r->eng_busy_tok) != atomic_load(&token) ||
-		    !atomic_load(&running) || a < atomic_load(&r->eng_busy_s) ||
-		    a >= atomic_load(&r->eng_busy_e) ||
+		    !atomic_load(&running) || atomic_load(&owner) != (pid_t)syscall(SYS_getpid) ||
+		    a < atomic_load(&r->eng_busy_s) || a >= atomic_load(&r->eng_busy_e) ||
 		    atomic_load(&r->state) != SM_LIVE) /* someone is changing the mapping: don't hold it up */
 			return;
 		syscall(SYS_futex, &r->eng_busy, FUTEX_WAIT_PRIVATE, t, &ts, NULL, 0);
@@ -299,6 +309,7 @@ int sm_engine_start(void)
 		     atomic_load(&token) == INT_MAX ? 1 : atomic_load(&token) + 1); /* start_mutex held */
 	if (pthread_create(&thread, NULL, engine_main, NULL) != 0)
 		goto fail;
+	atomic_store(&owner, getpid());
 	atomic_store(&running, 1);
 	goto out;
 fail:
@@ -327,13 +338,20 @@ void sm_engine_fault(struct sm_region *r, uintptr_t a)
 	uint64_t depth = (uint64_t)sm_cfg.presync_depth;
 	struct req q;
 
-	if (!sm_cfg.presync || !atomic_load(&running))
+	if (!sm_cfg.presync)
 		return;
 	last = atomic_exchange(&r->eng_last, g + 1);
 	/* In order: the grain after the previous fault, the tripwire of the last
 	 * window, or the first grain of the mapping. */
 	if (last != g && atomic_load(&r->eng_expect) != g + 1 && !(last == 0 && g == first))
 		return;
+	if (!atomic_load(&running)) {
+		/* Two faults in order make a sequential writer; one is only a
+		 * first write. */
+		if (last == g)
+			atomic_store(&want_start, 1);
+		return;
+	}
 	if (sm_grain_end(r, g) >= r->end)
 		return;
 	trip = g + 1 + depth / 2;
@@ -349,14 +367,30 @@ void sm_engine_fault(struct sm_region *r, uintptr_t a)
 		clear_mark(r, q.mark);
 }
 
+void sm_engine_kick(void)
+{
+	if (sm_cfg.presync && atomic_load(&want_start) && !atomic_load(&running) && sm_engine_start() == 0)
+		atomic_store(&want_start, 0);
+}
+
 void sm_engine_persisted(struct sm_region *r, uintptr_t end)
 {
 	size_t span = (size_t)sm_cfg.presync_depth * r->grain;
 	uintptr_t ahead = atomic_load_explicit(&r->eng_ahead, memory_order_relaxed);
 	uintptr_t from, to;
 
-	if (!sm_cfg.presync || !atomic_load(&running) || end + span / 2 <= ahead)
+	if (!sm_cfg.presync || end + span / 2 <= ahead)
 		return;
+	/* A writer persisting through a KERNEL mapping in order (this persist
+	 * ends after the last one, within a window of it) is the one whose next
+	 * synchronous faults the engine pays for: start it then.  eng_last holds
+	 * the last persisted end here (FAULT regions keep grains in it). */
+	if (!atomic_load(&running)) {
+		uint64_t prev = atomic_exchange(&r->eng_last, end);
+
+		if (prev == 0 || end <= prev || end - prev > span || sm_engine_start() != 0)
+			return;
+	}
 	from = (end + sm_cfg.page - 1) & ~(uintptr_t)(sm_cfg.page - 1);
 	if (from < ahead)
 		from = ahead;

@@ -8,7 +8,10 @@
 #include <stdint.h>
 
 /* Start the thread if it is not running (table lock held, or any user thread).
- * 0, or -1/EAGAIN. */
+ * It is started only when it has work: syncmap_prepare_async, a sequential
+ * writer (sm_engine_kick), a writer persisting a KERNEL mapping.  Never at
+ * map time: a process that only maps stays single-threaded (unshare(2) of a
+ * user namespace refuses multithreaded callers).  0, or -1/EAGAIN. */
 int sm_engine_start(void);
 
 /* From the fault handler, after a FAULT grain was readied at a: if the faults
@@ -19,6 +22,11 @@ void sm_engine_fault(struct sm_region *r, uintptr_t a);
  * readying it right now, wait until it is done (the handler then finds the
  * grain durable and only upgrades).  Async-signal-safe. */
 void sm_engine_wait(struct sm_region *r, uintptr_t a);
+
+/* From application threads entering the library (persist, prepare, the
+ * mmap family): start the engine if the fault handler saw a sequential
+ * writer while none ran.  Cheap when there is nothing to do. */
+void sm_engine_kick(void);
 
 /* From syncmap_persist on a KERNEL region: the writer reached `end`; keep the
  * kernel's synchronous faults ahead of it paid. */

@@ -129,6 +129,7 @@ int syncmap_persist(const void *addr, size_t len)
 	if (len == 0)
 		return 0;
 	sm_init();
+	sm_engine_kick();
 	if (end < a) {
 		errno = EINVAL;
 		return -1;

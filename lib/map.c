@@ -173,8 +173,7 @@ static int register_kernel(void *p, size_t len, int prot, off_t off, struct sm_c
 		free(r);
 		return -1;
 	}
-	if (sm_cfg.presync)
-		sm_engine_start(); /* without it, the writer takes the kernel's faults itself */
+	sm_engine_kick(); /* the engine starts with work to do, never for a mapping alone */
 	SM_STAT_ADD(maps_kernel, 1);
 	return 0;
 }
@@ -236,8 +235,7 @@ static void *map_fault(void *addr, size_t len, int prot, int flags, int fd, off_
 	SM_STAT_ADD(bytes_prepared, sm_adopt_written(r));
 	if (publish_region(r, cut) != 0)
 		goto fail; /* only without a cut: nothing was replaced */
-	if (sm_cfg.presync)
-		sm_engine_start(); /* without it, every grain is readied by its own fault */
+	sm_engine_kick();
 	SM_STAT_ADD(maps_fault, 1);
 	return p;
 fail_errno:

@@ -2,6 +2,7 @@
  * when the file's blocks go away */
 #include "config.h"
 #include "durable.h"
+#include "engine.h"
 #include "region.h"
 #include "sys.h"
 #include "syncmap.h"
@@ -28,6 +29,7 @@ int syncmap_prepare(void *addr, size_t len)
 	int err;
 
 	sm_init();
+	sm_engine_kick();
 	a = (uintptr_t)addr & ~(uintptr_t)(sm_cfg.page - 1);
 	end = (uintptr_t)addr + len;
 	if (end < a) {

@@ -5,6 +5,12 @@
 #include "syncmap.h"
 
 #include <criterion/criterion.h>
+#include <dirent.h>
+#include <errno.h>
+#include <linux/fs.h>
+#include <pthread.h>
+#include <sched.h>
+#include <sys/ioctl.h>
 #include <sched.h>
 #include <stdatomic.h>
 #include <fcntl.h>
@@ -76,8 +82,13 @@ Test(engine, sequential_writer_is_run_ahead_of)
 	FAULT_OR_SKIP(p);
 	for (size_t i = 0; i < len / PG; i++) {
 		POKE(p + i * PG, i);
-		if (i % 16 == 15)
+		if (i % 16 == 15) {
+			/* A log writer persists what it wrote; entering the library
+			 * is also what starts the engine once the handler has seen
+			 * faults come in order. */
+			cr_assert_eq(syncmap_persist(p + (i - 15) * PG, 16 * PG), 0);
 			usleep(500); /* a writer with something else to do */
+		}
 	}
 	syncmap_stats_get(&st);
 	/* The engine readied grains ahead, and the writer faulted on fewer
@@ -167,6 +178,125 @@ Test(engine, forked_child_restarts_engine)
 	}
 	cr_assert_eq(waitpid(pid, &st, 0), pid);
 	cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child status %#x", st);
+	syncmap_munmap(p, len);
+	close(fd);
+}
+
+struct thaw {
+	int fd;
+	unsigned ms;
+};
+
+static void *thaw_later(void *arg)
+{
+	const struct thaw *t = arg;
+
+	usleep(t->ms * 1000);
+	ioctl(t->fd, FITHAW, 0);
+	return NULL;
+}
+
+/* The same with an engine far slower than any time limit a writer might set
+ * itself: the filesystem is frozen while the engine readies the window (its
+ * touch waits for the thaw), and thawed 2.5 s later.  A writer that stops
+ * waiting after a while (main before this test: 1 s) syncs the grain too:
+ * two syncs where one does the work. */
+Test(engine, fault_inside_a_slow_engine_window_still_waits, .timeout = 60)
+{
+	const size_t len = (size_t)4 << 20;
+	struct syncmap_stats a, b;
+	struct thaw th;
+	struct sm_region *r;
+	pthread_t t;
+	unsigned char *p;
+	int fd, busy = 0;
+
+	OWN_LOOPFS_OR_SKIP(&fs, "ext4", 64, "commit=60");
+	sm_test_env("SYNCMAP_PRESYNC", "0");
+	sm_test_env("SYNCMAP_GRAIN", "65536");
+	p = map_file("slow.dat", len, &fd);
+	FAULT_OR_SKIP(p);
+	th.fd = open(fs.dir, O_RDONLY | O_DIRECTORY);
+	cr_assert_geq(th.fd, 0);
+	th.ms = 2500;
+	if (ioctl(th.fd, FIFREEZE, 0) != 0)
+		cr_skip_test("FIFREEZE refused: %s", strerror(errno));
+	cr_assert_eq(pthread_create(&t, NULL, thaw_later, &th), 0);
+	cr_assert_eq(sm_region_get((uintptr_t)p, &r), SM_FOUND);
+	syncmap_stats_get(&a);
+	cr_assert_eq(syncmap_prepare_async(p, len), 0);
+	for (time_t until = time(NULL) + 10; !busy && time(NULL) < until; sched_yield())
+		busy = atomic_load(&r->eng_busy) != 0;
+	sm_region_put(r);
+	cr_assert(busy, "the engine never marked the range it was readying");
+	POKE(p + len / 2, 1);
+	pthread_join(t, NULL);
+	close(th.fd);
+	sm_engine_drain();
+	syncmap_stats_get(&b);
+	cr_expect_eq(b.syncs - a.syncs, 1, "%llu syncs: the writer stopped waiting for a slow engine",
+		     (unsigned long long)(b.syncs - a.syncs));
+	cr_assert_eq(range_allocated(fd, 0, len), 1);
+	syncmap_munmap(p, len);
+	close(fd);
+}
+
+static int threads(void)
+{
+	DIR *d = opendir("/proc/self/task");
+	struct dirent *e;
+	int n = 0;
+
+	cr_assert_not_null(d);
+	while ((e = readdir(d)) != NULL)
+		n += e->d_name[0] != '.';
+	closedir(d);
+	return n;
+}
+
+/* Mapping and first writes do not start the engine: a process that only
+ * maps stays single-threaded, so a sandbox's later unshare(CLONE_NEWUSER)
+ * still works (the kernel refuses it to multithreaded callers). */
+Test(engine, mapping_alone_does_not_start_a_thread)
+{
+	const size_t len = (size_t)4 << 20;
+	unsigned char *p;
+	int fd, before;
+
+	LOOPFS_OR_SKIP(&fs, "ext4", 64, "commit=60");
+	sm_test_env("SYNCMAP_PRESYNC", "1");
+	sm_test_env("SYNCMAP_GRAIN", "65536");
+	before = threads();
+	p = map_file("alone.dat", len, &fd);
+	POKE(p + 5 * 65536, 1); /* first writes, not in order */
+	POKE(p + 2 * 65536, 1);
+	cr_assert_eq(syncmap_persist(p + 2 * 65536, 1), 0);
+	cr_expect_eq(threads(), before, "a thread was started for a mapping that only took two writes");
+	if (before == 1)
+		cr_expect_eq(unshare(CLONE_NEWUSER), 0, "unshare(CLONE_NEWUSER): %s", strerror(errno));
+	syncmap_munmap(p, len);
+	close(fd);
+}
+
+/* ... and a sequential writer does start it, at its next call into the
+ * library. */
+Test(engine, sequential_writer_starts_the_engine)
+{
+	const size_t len = (size_t)4 << 20;
+	unsigned char *p;
+	int fd, before;
+
+	LOOPFS_OR_SKIP(&fs, "ext4", 64, "commit=60");
+	sm_test_env("SYNCMAP_PRESYNC", "1");
+	sm_test_env("SYNCMAP_GRAIN", "65536");
+	before = threads();
+	p = map_file("seqstart.dat", len, &fd);
+	FAULT_OR_SKIP(p);
+	for (int g = 0; g < 4; g++)
+		POKE(p + (size_t)g * 65536, g);
+	cr_assert_eq(syncmap_persist(p, 4 * 65536), 0);
+	cr_expect_eq(threads(), before + 1, "threads %d before, %d after a sequential writer persisted",
+		     before, threads());
 	syncmap_munmap(p, len);
 	close(fd);
 }

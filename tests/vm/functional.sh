@@ -62,5 +62,9 @@ for fs in ext4 xfs; do
 	done
 done
 grep -E '^info ' <<<"$OUT" | sed 's/^/functional /' || true
+# Which guest this was: the kernel setup.sh resolved (Debian moves it on) and QEMU.
+# shellcheck source=/dev/null
+. "$CACHE/kernel.env"
+echo "functional: guest kernel $SMVM_KVER, $(qemu-system-x86_64 --version | head -n 1)"
 echo "functional: $failed failure(s)"
 [ "$failed" = 0 ]
