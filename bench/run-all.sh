@@ -9,7 +9,7 @@
 # exist and every row of a table comes from one run.  Needs root.
 # BENCH_GUEST=0 skips the guest; BENCH_QUICK=1 runs fewer repetitions;
 # BENCH_SMP lists the guest's vCPU counts (default "1 2": one vCPU is how the
-# crash tests boot, two is how DESIGN.md's reference numbers were taken and
+# crash tests boot, two is how docs/design.md's reference numbers were taken and
 # leaves the pre-sync engine a CPU of its own).
 set -euo pipefail
 cd "$(dirname "$0")/.."
