@@ -7,7 +7,8 @@ pkgs=(cmake make gcc g++ pkg-config libpmem2-dev libuv1-dev libcriterion-dev val
 	e2fsprogs xfsprogs util-linux
 	liblmdb-dev lmdb-utils tokyocabinet-bin python3
 	clang libclang-rt-14-dev man-db groff-base
-	clang-format libasan8 libubsan1 libtsan2 "$@")
+	clang-format libasan8 libubsan1 libtsan2
+	lintian dpkg-dev file "$@")
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
