@@ -443,8 +443,14 @@ int syncmap_mprotect(void *addr, size_t len, int prot)
 
 	sm_init();
 	e = s + page_round(len);
-	if ((s & (sm_cfg.page - 1)) != 0 || e < s) {
+	/* mprotect(2)'s checks in its order: alignment, then an empty range is
+	 * done, then a range that wraps (its length rounded) is ENOMEM. */
+	if ((s & (sm_cfg.page - 1)) != 0) {
 		errno = EINVAL;
+		return -1;
+	}
+	if (len != 0 && e <= s) {
+		errno = ENOMEM;
 		return -1;
 	}
 	if (len == 0 || !sm_regions_any(s, e))
@@ -553,10 +559,9 @@ static void *remap_fault(struct sm_region *const *rs, size_t n, uintptr_t old, s
 		errno = EINVAL;
 		return MAP_FAILED;
 	}
-	if (old_len != 0 && new_len <= old_len && !(flags & MREMAP_FIXED)) {
-		if (new_len < old_len)
-			return unmap_locked(old + new_len, old_len - new_len) == 0 ? (void *)old : MAP_FAILED;
-		return (void *)old;
+	if (old_len == 0 && !(flags & MREMAP_MAYMOVE)) {
+		errno = ENOMEM; /* the kernel's: a duplicate is a new mapping elsewhere */
+		return MAP_FAILED;
 	}
 	if (old_len != 0 && !(flags & MREMAP_FIXED)) {
 		p = grow_in_place(rs[n - 1], old, old_len, new_len, off);
@@ -564,12 +569,7 @@ static void *remap_fault(struct sm_region *const *rs, size_t n, uintptr_t old, s
 			return p;
 	}
 	if (flags & MREMAP_FIXED) {
-		if ((target & (sm_cfg.page - 1)) != 0 ||
-		    (target < old + old_len && old < target + page_round(new_len))) {
-			errno = EINVAL;
-			return MAP_FAILED;
-		}
-		if (sm_cut_begin(&cut, target, target + page_round(new_len)) != 0)
+		if (sm_cut_begin(&cut, target, target + new_len) != 0)
 			return MAP_FAILED;
 		c = &cut;
 	}
@@ -605,8 +605,7 @@ static void *remap_kernel(struct sm_region *r, uintptr_t old, size_t old_len, si
 	void *p;
 	int err;
 
-	if (fixed &&
-	    sm_cut_begin(&target, (uintptr_t)new_addr, (uintptr_t)new_addr + page_round(new_len)) != 0)
+	if (fixed && sm_cut_begin(&target, (uintptr_t)new_addr, (uintptr_t)new_addr + new_len) != 0)
 		return MAP_FAILED;
 	if (sm_cut_begin(&source, old, old + old_len) != 0) {
 		if (fixed)
@@ -631,12 +630,57 @@ static void *remap_kernel(struct sm_region *r, uintptr_t old, size_t old_len, si
 	return p;
 }
 
+#define SM_MREMAP_FLAGS (MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP)
+
+/* mremap(2)'s argument checks, in the kernel's order (mm/mremap.c), on the
+ * page-rounded lengths: 0 or EINVAL.  Its check of lengths against the top
+ * of the address space is left to the calls that follow (ENOMEM there). */
+static int remap_args(uintptr_t old, size_t old_len, size_t new_len, int flags, uintptr_t target)
+{
+	if ((flags & ~SM_MREMAP_FLAGS) != 0 || (old & (sm_cfg.page - 1)) != 0 || new_len == 0)
+		return EINVAL;
+	if (!(flags & (MREMAP_FIXED | MREMAP_DONTUNMAP)))
+		return 0;
+	if (!(flags & MREMAP_MAYMOVE) || ((flags & MREMAP_DONTUNMAP) && old_len != new_len))
+		return EINVAL;
+	if (!(flags & MREMAP_FIXED))
+		return 0;
+	if ((target & (sm_cfg.page - 1)) != 0 || target + new_len < target ||
+	    (target < old + old_len && old < target + new_len))
+		return EINVAL;
+	return 0;
+}
+
+/* Shrinking (or keeping the length) in place is the kernel's munmap of the
+ * tail, whatever lies there, once it finds a mapping at old: the kernel
+ * does it, the table follows.  Table lock held. */
+static void *remap_shrink(uintptr_t old, size_t old_len, size_t new_len, int flags)
+{
+	struct sm_cut cut;
+	void *p;
+	int err;
+
+	if (new_len == old_len)
+		return sm_sys_mremap((void *)old, old_len, new_len, flags, NULL);
+	if (sm_cut_begin(&cut, old + new_len, old + old_len) != 0)
+		return MAP_FAILED;
+	p = sm_sys_mremap((void *)old, old_len, new_len, flags, NULL);
+	err = errno;
+	if (p == MAP_FAILED)
+		sm_cut_abort(&cut);
+	else
+		sm_cut_commit(&cut, 1, 0, NULL);
+	errno = err;
+	return p;
+}
+
 void *syncmap_mremap(void *old_addr, size_t old_len, size_t new_len, int flags, ...)
 {
 	uintptr_t old = (uintptr_t)old_addr;
 	void *new_addr = NULL, *p;
 	struct sm_region **rs = NULL;
 	size_t n;
+	int err;
 
 	if (flags & MREMAP_FIXED) {
 		va_list ap;
@@ -646,17 +690,25 @@ void *syncmap_mremap(void *old_addr, size_t old_len, size_t new_len, int flags, 
 		va_end(ap);
 	}
 	sm_init();
-	if ((old & (sm_cfg.page - 1)) != 0 || new_len == 0) {
-		errno = EINVAL;
+	/* The kernel rounds both lengths up; an old_len that wraps to 0 asks
+	 * for a duplicate there too. */
+	old_len = page_round(old_len);
+	new_len = page_round(new_len);
+	err = remap_args(old, old_len, new_len, flags, (uintptr_t)new_addr);
+	if (err != 0) {
+		errno = err;
 		return MAP_FAILED;
 	}
-	old_len = page_round(old_len);
 	if (!sm_regions_any(old, old + (old_len ? old_len : 1)) &&
-	    !((flags & MREMAP_FIXED) &&
-	      sm_regions_any((uintptr_t)new_addr, (uintptr_t)new_addr + page_round(new_len))))
+	    !((flags & MREMAP_FIXED) && sm_regions_any((uintptr_t)new_addr, (uintptr_t)new_addr + new_len)))
 		return sm_sys_mremap(old_addr, old_len, new_len, flags, new_addr);
 	sm_table_lock();
-	n = sm_regions_in(old, old + (old_len ? old_len : page_round(new_len)), &rs);
+	if (old_len != 0 && new_len <= old_len && !(flags & (MREMAP_FIXED | MREMAP_DONTUNMAP))) {
+		p = remap_shrink(old, old_len, new_len, flags);
+		sm_table_unlock();
+		return p;
+	}
+	n = sm_regions_in(old, old + (old_len ? old_len : new_len), &rs);
 	if (n == (size_t)-1) {
 		errno = ENOMEM;
 		p = MAP_FAILED;

@@ -395,3 +395,111 @@ Test(map, plain_mappings_pass_through)
 	cr_expect_eq(syncmap_persist(q, PG), -1, "persist of an unmapped range fails as msync does");
 	cr_expect_eq(errno, ENOMEM);
 }
+
+/* One call of the mmap family, made on a plain mapping and on a syncmap one
+ * laid out the same way: 8 pages of the file at p, followed by 8 pages of
+ * PROT_NONE that are the process's own, then an 8-page PROT_NONE target t.
+ * Offsets and lengths in bytes; target is an offset from p. */
+enum op { REMAP, PROTECT, UNMAP };
+struct parity_case {
+	const char *what;
+	enum op op;
+	size_t old_len, new_len;
+	int flags; /* REMAP: mremap flags; PROTECT: prot */
+	size_t target;
+	size_t addr_off; /* added to p */
+};
+
+struct parity_result {
+	int failed, err, same; /* same: returned p itself */
+};
+
+static struct parity_result parity_run(int lib, int fd, const struct parity_case *c)
+{
+	char *res = mmap(NULL, 32 * PG, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	char *p, *a;
+	void *q = NULL;
+	struct parity_result out = {0, 0, 0};
+	int rc = 0;
+
+	cr_assert_neq(res, MAP_FAILED);
+	p = lib ? syncmap_mmap(res, 8 * PG, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd, 0)
+		: mmap(res, 8 * PG, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd, 0);
+	cr_assert_eq(p, res);
+	a = p + c->addr_off;
+	errno = 0;
+	switch (c->op) {
+	case REMAP:
+		q = lib ? syncmap_mremap(a, c->old_len, c->new_len, c->flags, p + c->target)
+			: mremap(a, c->old_len, c->new_len, c->flags, p + c->target);
+		out.failed = q == MAP_FAILED;
+		break;
+	case PROTECT:
+		rc = lib ? syncmap_mprotect(a, c->old_len, c->flags) : mprotect(a, c->old_len, c->flags);
+		out.failed = rc != 0;
+		break;
+	case UNMAP:
+		rc = lib ? syncmap_munmap(a, c->old_len) : munmap(a, c->old_len);
+		out.failed = rc != 0;
+		break;
+	}
+	out.err = out.failed ? errno : 0;
+	out.same = c->op == REMAP && q == p;
+	if (c->op == REMAP && !out.failed && ((char *)q < res || (char *)q >= res + 32 * PG))
+		syncmap_munmap(q, c->new_len); /* a duplicate or a move elsewhere */
+	syncmap_munmap(res, 32 * PG);
+	return out;
+}
+
+/* Every argument check the library makes itself gives the kernel's answer. */
+Test(map, remap_protect_unmap_errors_match_the_kernel)
+{
+	static const struct parity_case cases[] = {
+		{"mremap shrink to a length that is not page-rounded", REMAP, 2 * PG, 5000, 0, 0, 0},
+		{"mremap grow to a length that is not page-rounded", REMAP, 8 * PG, 8 * PG + 1,
+		 MREMAP_MAYMOVE, 0, 0},
+		{"mremap MREMAP_FIXED without MREMAP_MAYMOVE", REMAP, 2 * PG, 2 * PG, MREMAP_FIXED, 16 * PG,
+		 0},
+		{"mremap MREMAP_DONTUNMAP without MREMAP_MAYMOVE", REMAP, 2 * PG, 2 * PG, MREMAP_DONTUNMAP, 0,
+		 0},
+		{"mremap unknown flag", REMAP, 2 * PG, 2 * PG, 0x40, 0, 0},
+		{"mremap new length 0", REMAP, 2 * PG, 0, 0, 0, 0},
+		{"mremap new length rounds to 0", REMAP, 2 * PG, (size_t)-1, MREMAP_MAYMOVE, 0, 0},
+		{"mremap unaligned address", REMAP, 2 * PG, 2 * PG, 0, 0, 1},
+		{"mremap old length rounds to 0, may move (duplicate)", REMAP, (size_t)-1, 4 * PG,
+		 MREMAP_MAYMOVE, 0, 0},
+		{"mremap old length rounds to 0, may not move", REMAP, (size_t)-1, 4 * PG, 0, 0, 0},
+		{"mremap old length 0, may not move", REMAP, 0, 4 * PG, 0, 0, 0},
+		{"mremap FIXED target unaligned", REMAP, 2 * PG, 2 * PG, MREMAP_MAYMOVE | MREMAP_FIXED,
+		 16 * PG + 1, 0},
+		{"mremap FIXED target overlapping", REMAP, 4 * PG, 4 * PG, MREMAP_MAYMOVE | MREMAP_FIXED,
+		 2 * PG, 0},
+		{"mremap shrink of an old range past the mapping", REMAP, 12 * PG, 2 * PG, 0, 0, 0},
+		{"mremap same length, old range past the mapping", REMAP, 12 * PG, 12 * PG, 0, 0, 0},
+		{"mremap grow, old range past the mapping", REMAP, 12 * PG, 14 * PG, MREMAP_MAYMOVE, 0, 0},
+		{"mprotect length that rounds to 0", PROTECT, (size_t)-1, 0, PROT_READ, 0, 0},
+		{"mprotect length that wraps", PROTECT, (size_t) - (64 * PG), 0, PROT_READ, 0, 0},
+		{"mprotect unaligned", PROTECT, PG, 0, PROT_READ, 0, 1},
+		{"mprotect unknown prot bit", PROTECT, PG, 0, PROT_READ | 0x1000, 0, 0},
+		{"munmap length 0", UNMAP, 0, 0, 0, 0, 0},
+		{"munmap length that wraps", UNMAP, (size_t) - (64 * PG), 0, 0, 0, 0},
+		{"munmap unaligned", UNMAP, PG, 0, 0, 0, 1},
+	};
+	int fd = shm_file(64 * PG);
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const struct parity_case *c = &cases[i];
+		struct parity_result want = parity_run(0, fd, c), got = parity_run(1, fd, c);
+
+		cr_expect_eq(got.failed, want.failed, "%s: syncmap %s (%s), kernel %s (%s)", c->what,
+			     got.failed ? "failed" : "succeeded", strerror(got.err),
+			     want.failed ? "failed" : "succeeded", strerror(want.err));
+		if (got.failed && want.failed)
+			cr_expect_eq(got.err, want.err, "%s: errno %s, kernel %s", c->what, strerror(got.err),
+				     strerror(want.err));
+		if (!got.failed && !want.failed)
+			cr_expect_eq(got.same, want.same, "%s: syncmap %s, kernel %s", c->what,
+				     got.same ? "stayed" : "moved", want.same ? "stayed" : "moved");
+	}
+	close(fd);
+}
