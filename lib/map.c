@@ -405,12 +405,31 @@ int syncmap_munmap(void *addr, size_t len)
 	return rc;
 }
 
+/* A piece whose mprotect failed half-way is put back as it was recorded:
+ * mprotect(2) changes a mapping's VMAs one after the other, so a refusal can
+ * come after some of them changed.  The old protection was accepted for these
+ * VMAs before, so the kernel takes it again. */
+static void put_back(struct sm_region *r, uintptr_t s, uintptr_t e)
+{
+	int err = errno;
+
+	if (r->mode == SYNCMAP_MODE_FAULT)
+		sm_reprotect(r, s, e, r->prot);
+	else
+		sm_sys_mprotect((void *)s, e - s, r->prot);
+	errno = err;
+}
+
 /* Apply prot to [s, e) piece by piece: FAULT regions keep their not-yet-durable
- * grains read-only, everything else gets prot as asked. */
-static int protect_pieces(const struct sm_cut *c, uintptr_t s, uintptr_t e, int prot)
+ * grains read-only, everything else gets prot as asked.  *done: where the
+ * pieces that took prot end.  As mprotect(2) does, a failure leaves the pieces
+ * before it changed and those after it as they were; the piece that failed is
+ * put back. */
+static int protect_pieces(const struct sm_cut *c, uintptr_t s, uintptr_t e, int prot, uintptr_t *done)
 {
 	uintptr_t a = s;
 
+	*done = s;
 	for (size_t i = 0; i < c->n; i++) {
 		struct sm_region *r = c->old[i];
 		uintptr_t rs = r->start > s ? r->start : s;
@@ -418,17 +437,21 @@ static int protect_pieces(const struct sm_cut *c, uintptr_t s, uintptr_t e, int 
 
 		if (a < rs && sm_sys_mprotect((void *)a, rs - a, prot) != 0)
 			return -1;
+		*done = rs;
 		if (r->mode == SYNCMAP_MODE_FAULT) {
 			int err = sm_reprotect(r, rs, re, prot);
 
 			if (err != 0) {
 				errno = err;
+				put_back(r, rs, re);
 				return -1;
 			}
 		} else if (sm_sys_mprotect((void *)rs, re - rs, prot) != 0) {
+			put_back(r, rs, re);
 			return -1;
 		}
 		a = re;
+		*done = re;
 	}
 	if (a < e && sm_sys_mprotect((void *)a, e - a, prot) != 0)
 		return -1;
@@ -437,7 +460,7 @@ static int protect_pieces(const struct sm_cut *c, uintptr_t s, uintptr_t e, int 
 
 int syncmap_mprotect(void *addr, size_t len, int prot)
 {
-	uintptr_t s = (uintptr_t)addr, e;
+	uintptr_t s = (uintptr_t)addr, e, done;
 	struct sm_cut cut;
 	int rc, err;
 
@@ -460,11 +483,17 @@ int syncmap_mprotect(void *addr, size_t len, int prot)
 		sm_table_unlock();
 		return -1;
 	}
-	rc = protect_pieces(&cut, s, e, prot);
+	rc = protect_pieces(&cut, s, e, prot, &done);
 	err = errno;
-	/* Recorded even after a partial failure: a piece whose kernel protection
-	 * did not change keeps its durable grains, whatever is recorded. */
-	sm_cut_commit(&cut, 0, prot, NULL);
+	/* Recorded only where it took effect: a FAULT grain readied later is
+	 * given the recorded protection, which the kernel must accept. */
+	if (rc != 0 && done == s) {
+		sm_cut_abort(&cut);
+	} else {
+		if (rc != 0)
+			sm_cut_narrow(&cut, done);
+		sm_cut_commit(&cut, 0, prot, NULL);
+	}
 	sm_table_unlock();
 	errno = err;
 	return rc;

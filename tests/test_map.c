@@ -18,6 +18,7 @@
  * the guest (KERNEL mode, or FAULT when forced).  MODE is what to expect. */
 #define MODE expected_mode(test_dir())
 static char path[PATH_MAX];
+static struct loopfs fs, fs2;
 
 static int shm_file(size_t len)
 {
@@ -33,6 +34,8 @@ static void cleanup(void)
 {
 	if (path[0] != '\0')
 		unlink(path);
+	loopfs_done(&fs2);
+	loopfs_done(&fs);
 }
 
 TestSuite(map, .fini = cleanup);
@@ -502,4 +505,111 @@ Test(map, remap_protect_unmap_errors_match_the_kernel)
 				     got.same ? "stayed" : "moved", want.same ? "stayed" : "moved");
 	}
 	close(fd);
+}
+
+/* Map 16 pages of a new file in dir at addr (MAP_FIXED unless NULL), through
+ * the library or plainly. */
+static char *map16(int lib, const char *dir, const char *name, void *addr)
+{
+	int fd = make_sparse(dir, name, 16 * PG, NULL, 0);
+	int flags = MAP_SHARED | (addr != NULL ? MAP_FIXED : 0);
+	char *p;
+
+	cr_assert(fd >= 0);
+	p = lib ? syncmap_mmap(addr, 16 * PG, PROT_READ | PROT_WRITE, flags, fd, 0)
+		: mmap(addr, 16 * PG, PROT_READ | PROT_WRITE, flags, fd, 0);
+	cr_assert_neq(p, MAP_FAILED, "%s: %s", name, strerror(errno));
+	close(fd);
+	return p;
+}
+
+static void expect_perms(const void *a, const char *want, const char *what)
+{
+	char perms[5];
+
+	cr_assert_eq(maps_perms(a, perms), 0);
+	cr_expect_str_eq(perms, want, "%s: %s, expected %s", what, perms, want);
+}
+
+/* PROT_EXEC on a noexec mount: the kernel refuses (EACCES) and leaves the
+ * mapping as it was.  The library must too: a first write to a fresh grain
+ * afterwards is made durable and writable with the old protection, not
+ * killed by SIGBUS because the refused one was recorded. */
+Test(map, refused_mprotect_keeps_the_old_protection)
+{
+	struct syncmap_stats a, b;
+	char *p, *q, name[PATH_MAX];
+	unsigned char c;
+	int fd;
+
+	OWN_LOOPFS_OR_SKIP(&fs, "ext4", 64, "noexec");
+	sm_test_env("SYNCMAP_GRAIN", "4096");
+	sm_test_env("SYNCMAP_PRESYNC", "0");
+	q = map16(0, fs.dir, "plain.dat", NULL);
+	errno = 0;
+	if (mprotect(q, 16 * PG, PROT_READ | PROT_WRITE | PROT_EXEC) == 0 || errno != EACCES)
+		cr_skip_test("the noexec mount does not refuse PROT_EXEC here (%s)", strerror(errno));
+	munmap(q, 16 * PG);
+
+	p = map16(1, fs.dir, "lib.dat", NULL);
+	FAULT_OR_SKIP(p);
+	p[0] = 1; /* grain 0 durable and writable */
+	errno = 0;
+	cr_expect_eq(syncmap_mprotect(p, 16 * PG, PROT_READ | PROT_WRITE | PROT_EXEC), -1);
+	cr_expect_eq(errno, EACCES, "errno %s, the kernel's is EACCES", strerror(errno));
+	expect_perms(p, "rw-s", "durable grain after the refusal");
+	expect_perms(p + 5 * PG, "r--s", "fresh grain after the refusal");
+	syncmap_stats_get(&a);
+	p[5 * PG] = 5; /* SIGBUS when PROT_EXEC was recorded */
+	syncmap_stats_get(&b);
+	cr_expect_eq(b.faults, a.faults + 1, "the first write to a fresh grain faults");
+	expect_perms(p + 5 * PG, "rw-s", "the written grain");
+	snprintf(name, sizeof(name), "%s/lib.dat", fs.dir);
+	fd = open(name, O_RDONLY);
+	cr_assert(fd >= 0);
+	cr_expect_eq(range_allocated(fd, 5 * PG, PG), 1, "the grain's block is allocated and written");
+	cr_expect_eq(pread(fd, &c, 1, 5 * PG), 1);
+	cr_expect_eq(c, 5);
+	close(fd);
+	syncmap_munmap(p, 16 * PG);
+}
+
+/* mprotect(2) over two mappings, where the second refuses: the kernel has
+ * changed the first and leaves the second.  The library's record of each
+ * must follow what the kernel did, piece by piece. */
+Test(map, refused_mprotect_across_two_mappings_keeps_what_took_effect)
+{
+	const int rwx = PROT_READ | PROT_WRITE | PROT_EXEC;
+	char *res[2];
+
+	OWN_LOOPFS_OR_SKIP(&fs, "ext4", 64, NULL);
+	OWN_LOOPFS_OR_SKIP(&fs2, "ext4", 64, "noexec");
+	sm_test_env("SYNCMAP_GRAIN", "4096");
+	sm_test_env("SYNCMAP_PRESYNC", "0");
+	for (int lib = 0; lib < 2; lib++) {
+		char *r = mmap(NULL, 32 * PG, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		int rc;
+
+		cr_assert_neq(r, MAP_FAILED);
+		map16(lib, fs.dir, lib ? "lib-a.dat" : "plain-a.dat", r);
+		map16(lib, fs2.dir, lib ? "lib-b.dat" : "plain-b.dat", r + 16 * PG);
+		if (lib)
+			FAULT_OR_SKIP(r);
+		errno = 0;
+		rc = lib ? syncmap_mprotect(r, 32 * PG, rwx) : mprotect(r, 32 * PG, rwx);
+		cr_expect_eq(rc, -1, "%s: mprotect across the noexec mapping", lib ? "syncmap" : "kernel");
+		cr_expect_eq(errno, EACCES, "%s: errno %s", lib ? "syncmap" : "kernel", strerror(errno));
+		res[lib] = r;
+	}
+	/* The kernel: the first mapping took PROT_EXEC, the second did not. */
+	expect_perms(res[0] + PG, "rwxs", "kernel, first mapping");
+	expect_perms(res[0] + 17 * PG, "rw-s", "kernel, second mapping");
+	/* The library: the same once the grains are written. */
+	expect_perms(res[1] + PG, "r-xs", "syncmap, first mapping before its first write");
+	res[1][PG] = 1;
+	res[1][17 * PG] = 1; /* SIGBUS when PROT_EXEC was recorded for the second */
+	expect_perms(res[1] + PG, "rwxs", "syncmap, first mapping");
+	expect_perms(res[1] + 17 * PG, "rw-s", "syncmap, second mapping");
+	munmap(res[0], 32 * PG);
+	syncmap_munmap(res[1], 32 * PG);
 }
