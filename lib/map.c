@@ -499,15 +499,41 @@ int syncmap_mprotect(void *addr, size_t len, int prot)
 	return rc;
 }
 
-/* Carry the durable grains recorded in bits[0..n) over to `to` (same file). */
-static void carry_grains(struct sm_bits *const *bits, size_t n, struct sm_region *to)
-{
-	uint64_t g = sm_grain_of(to, to->start), last = sm_grain_of(to, to->end - 1);
+/* What a remap carries from one piece of the old range: its grain map and
+ * grain, and the file range [lo, hi) that the piece covered there.  Only
+ * that range: a grain map is shared by the pieces of a split mapping and
+ * outlives a shrink, and its marks outside the pieces are stale (the blocks
+ * may have been freed since, and syncmap_file_changed clears marks only
+ * where a mapping still covers the file). */
+struct carried {
+	struct sm_bits *bits;
+	size_t grain;
+	uint64_t lo, hi;
+};
 
-	for (; g <= last; g++)
-		for (size_t i = 0; i < n; i++)
-			if (sm_bit_test(bits[i], g))
-				sm_bit_set(to->bits, g);
+/* Mark in `to` (same file) the grains that lie wholly in durable runs of
+ * the carried pieces. */
+static void carry_grains(const struct carried *k, size_t n, struct sm_region *to)
+{
+	uint64_t to_lo = (uint64_t)to->off, to_hi = to_lo + (to->end - to->start);
+
+	for (size_t i = 0; i < n; i++) {
+		uint64_t G = k[i].grain, lo = k[i].lo > to_lo ? k[i].lo : to_lo;
+		uint64_t hi = k[i].hi < to_hi ? k[i].hi : to_hi, lim = (hi + G - 1) / G, g, h;
+
+		for (g = lo / G; lo < hi; g = h) {
+			uint64_t a, b;
+
+			g = sm_bits_next(k[i].bits, g, lim, 1);
+			if (g >= lim)
+				break;
+			h = sm_bits_next(k[i].bits, g, lim, 0);
+			a = g * G > lo ? g * G : lo;
+			b = h * G < hi ? h * G : hi;
+			for (uint64_t t = (a + to->grain - 1) / to->grain; (t + 1) * to->grain <= b; t++)
+				sm_bit_set(to->bits, t);
+		}
+	}
 }
 
 /* The old range lies in FAULT regions that continue each other in address and
@@ -527,26 +553,35 @@ static int one_fault_mapping(struct sm_region *const *rs, size_t n, uintptr_t ol
 	return 1;
 }
 
-static int keep(struct sm_region *const *rs, size_t n, struct sm_bits ***bits)
+/* Keep what carry_grains needs from the pieces rs[0..n) within [s, e), with
+ * references on their grain maps and file: the target cut may retire them. */
+static int keep(struct sm_region *const *rs, size_t n, uintptr_t s, uintptr_t e, struct carried **out)
 {
-	*bits = malloc(n * sizeof(**bits));
-	if (*bits == NULL) {
+	struct carried *k = malloc(n * sizeof(*k));
+
+	*out = k;
+	if (k == NULL) {
 		errno = ENOMEM;
 		return -1;
 	}
 	rs[0]->file->nref++;
 	for (size_t i = 0; i < n; i++) {
-		(*bits)[i] = rs[i]->bits;
-		(*bits)[i]->nref++;
+		uintptr_t cs = rs[i]->start > s ? rs[i]->start : s, ce = rs[i]->end < e ? rs[i]->end : e;
+
+		k[i].bits = rs[i]->bits;
+		k[i].bits->nref++;
+		k[i].grain = rs[i]->grain;
+		k[i].lo = (uint64_t)rs[i]->off + (cs - rs[i]->start);
+		k[i].hi = k[i].lo + (ce > cs ? ce - cs : 0);
 	}
 	return 0;
 }
 
-static void unkeep(struct sm_file *file, struct sm_bits **bits, size_t n)
+static void unkeep(struct sm_file *file, struct carried *k, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
-		sm_bits_put(bits[i]);
-	free(bits);
+		sm_bits_put(k[i].bits);
+	free(k);
 	sm_file_put(file);
 }
 
@@ -579,7 +614,7 @@ static void *remap_fault(struct sm_region *const *rs, size_t n, uintptr_t old, s
 	uintptr_t target = (flags & MREMAP_FIXED) ? (uintptr_t)new_addr : 0;
 	struct sm_file *file = r->file;
 	struct sm_cut cut, *c = NULL;
-	struct sm_bits **bits;
+	struct carried *kept;
 	struct sm_region *nr;
 	int prot = r->prot;
 	void *p;
@@ -604,7 +639,7 @@ static void *remap_fault(struct sm_region *const *rs, size_t n, uintptr_t old, s
 	}
 	/* The target cut may retire the regions rs: keep their file and grain
 	 * maps for the copy. */
-	if (keep(rs, n, &bits) != 0) {
+	if (keep(rs, n, old, old + (old_len ? old_len : new_len), &kept) != 0) {
 		if (c != NULL)
 			sm_cut_abort(c);
 		return MAP_FAILED;
@@ -612,11 +647,11 @@ static void *remap_fault(struct sm_region *const *rs, size_t n, uintptr_t old, s
 	p = map_fault((void *)target, new_len, prot, MAP_SHARED | (c != NULL ? MAP_FIXED : 0), file->fd, off,
 		      c);
 	if (p != MAP_FAILED && sm_region_get((uintptr_t)p, &nr) == SM_FOUND) {
-		carry_grains(bits, n, nr);
+		carry_grains(kept, n, nr);
 		sm_reprotect(nr, nr->start, nr->end, prot);
 		sm_region_put(nr);
 	}
-	unkeep(file, bits, n);
+	unkeep(file, kept, n);
 	if (p != MAP_FAILED && old_len != 0)
 		unmap_locked(old, old_len);
 	return p;

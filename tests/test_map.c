@@ -613,3 +613,53 @@ Test(map, refused_mprotect_across_two_mappings_keeps_what_took_effect)
 	munmap(res[0], 32 * PG);
 	syncmap_munmap(res[1], 32 * PG);
 }
+
+/* A mapping shrunk, its tail's blocks punched (and the library told), then
+ * grown back by a move: the grains past the old length come from freed
+ * blocks and must fault again.  The grain map of the shrunk region still
+ * holds the tail's old marks (grain maps are shared by the pieces of a split
+ * mapping and outlive a shrink); carried over, they made the punched range
+ * writable without a sync. */
+Test(map, moved_mapping_does_not_carry_stale_durable_grains)
+{
+	const size_t mib = 1 << 20, grain = 65536;
+	struct syncmap_stats a, b;
+	char *r, *p, *q, perms[5];
+	int fd;
+
+	LOOPFS_OR_SKIP(&fs, "ext4", 64, NULL);
+	sm_test_env("SYNCMAP_GRAIN", "65536");
+	sm_test_env("SYNCMAP_PRESYNC", "0");
+	fd = make_sparse(fs.dir, "stale.dat", 3 * mib, NULL, 0);
+	r = mmap(NULL, 6 * mib, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	cr_assert_neq(r, MAP_FAILED);
+	p = syncmap_mmap(r, 3 * mib, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd, 0);
+	cr_assert_eq(p, r);
+	FAULT_OR_SKIP(p);
+	for (size_t o = 0; o < 3 * mib; o += grain)
+		p[o] = 1;
+	cr_assert_eq(syncmap_mremap(p, 3 * mib, mib, 0), p);
+	/* The neighbour is taken: growing back must move. */
+	cr_assert_eq(mmap(p + mib, PG, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0),
+		     p + mib);
+	cr_assert_eq(fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)mib, (off_t)(2 * mib)),
+		     0);
+	cr_assert_eq(syncmap_file_changed(fd, (off_t)mib, (off_t)(2 * mib)), 0);
+	cr_assert_eq(range_allocated(fd, (off_t)mib, 2 * mib), 0);
+	q = syncmap_mremap(p, mib, 3 * mib, MREMAP_MAYMOVE);
+	cr_assert_neq(q, MAP_FAILED, "grow: %s", strerror(errno));
+	cr_assert_neq(q, p, "the grow did not move");
+	cr_assert_eq(maps_perms(q + mib, perms), 0);
+	cr_expect_eq(perms[1], '-', "a grain over punched blocks is writable before its first write: %s",
+		     perms);
+	syncmap_stats_get(&a);
+	for (size_t o = mib; o < 3 * mib; o += grain)
+		q[o] = 2;
+	syncmap_stats_get(&b);
+	cr_expect_eq(b.faults - a.faults, 2 * mib / grain, "%llu faults for %zu fresh grains",
+		     (unsigned long long)(b.faults - a.faults), 2 * mib / grain);
+	cr_expect_eq(range_allocated(fd, (off_t)mib, 2 * mib), 1, "the grown part is allocated and written");
+	syncmap_munmap(q, 3 * mib);
+	munmap(r, 6 * mib);
+	close(fd);
+}
