@@ -1,4 +1,5 @@
 /* map.c -- the mmap family: choosing a mapping's mode and keeping the table right */
+#include "claim.h"
 #include "config.h"
 #include "durable.h"
 #include "engine.h"
@@ -106,26 +107,37 @@ static int takes_over(int prot, int flags, int fd)
 }
 
 /* The kernel's mmap with MAP_FIXED's replacement reflected in the table:
- * for mappings the library does not take (and the shim's). */
+ * for mappings the library does not take (and the shim's).  The table's
+ * records are allocated before the mapping exists: the target's free parts
+ * are claimed first (claim.h). */
 void *sm_map_plain(void *addr, size_t len, int prot, int flags, int fd, off_t off)
 {
+	uintptr_t s = (uintptr_t)addr;
+	struct sm_claim cl;
 	struct sm_cut cut;
 	void *p;
 	int err;
 
-	if (!(flags & MAP_FIXED) || !sm_regions_any((uintptr_t)addr, (uintptr_t)addr + page_round(len)))
+	if (!(flags & MAP_FIXED) || !sm_regions_any(s, s + page_round(len)))
 		return sm_sys_mmap(addr, len, prot, flags, fd, off);
 	sm_table_lock();
-	if (sm_cut_begin(&cut, (uintptr_t)addr, (uintptr_t)addr + page_round(len)) != 0) {
+	err = sm_claim(&cl, s, len, 0);
+	if (err != 0 || sm_cut_begin(&cut, s, s + page_round(len)) != 0) {
+		if (err == 0)
+			sm_claim_release(&cl);
 		sm_table_unlock();
+		errno = err != 0 ? err : ENOMEM;
 		return MAP_FAILED;
 	}
 	p = sm_sys_mmap(addr, len, prot, flags, fd, off);
 	err = errno;
-	if (p == MAP_FAILED)
+	if (p == MAP_FAILED) {
 		sm_cut_abort(&cut);
-	else
+		sm_claim_release(&cl);
+	} else {
+		sm_claim_forget(&cl);
 		sm_cut_commit(&cut, 1, 0, NULL);
+	}
 	sm_table_unlock();
 	errno = err;
 	return p;
@@ -198,9 +210,13 @@ static pmem2_persist_fn fault_persist(const struct sm_file *f)
  * mapping without PROT_WRITE.  The alias is mapped first: it is the mapping
  * that needs write access to the file, so EACCES (read-only descriptor),
  * EPERM (sealed) and the like come from it, as they would from mmap(2).
- * `cut` (may be NULL) is committed once the user's mapping has replaced it.
+ * `cut` (may be NULL) is committed once the user's mapping has replaced it;
+ * `claim` (may be NULL) holds the free parts of a MAP_FIXED target, which
+ * the user's mapping replaces (forgotten then; the caller releases it if
+ * this fails).
  */
-static void *map_fault(void *addr, size_t len, int prot, int flags, int fd, off_t off, struct sm_cut *cut)
+static void *map_fault(void *addr, size_t len, int prot, int flags, int fd, off_t off, struct sm_cut *cut,
+		       struct sm_claim *claim)
 {
 	size_t rlen = page_round(len);
 	struct sm_region *r = region_alloc(NULL, len, SYNCMAP_MODE_FAULT, prot, off);
@@ -229,6 +245,8 @@ static void *map_fault(void *addr, size_t len, int prot, int flags, int fd, off_
 	p = sm_sys_mmap(addr, len, sm_prot_readonly(prot), flags & ~MAP_SYNC, fd, off);
 	if (p == MAP_FAILED)
 		goto fail_errno;
+	if (claim != NULL)
+		sm_claim_forget(claim);
 	r->start = (uintptr_t)p;
 	r->end = r->start + rlen;
 	r->cpu_persist = fault_persist(r->file);
@@ -274,7 +292,8 @@ static int probe_map_sync(int prot, int fd, off_t off)
  * forced), FAULT if it refuses, the kernel's error otherwise.  The mapping at
  * the caller's address is made once, so MAP_FIXED replaces atomically, as
  * mmap(2) does: no moment where a thread finds the range unmapped. */
-static void *map_syncmap(void *addr, size_t len, int prot, int flags, int fd, off_t off, struct sm_cut *cut)
+static void *map_syncmap(void *addr, size_t len, int prot, int flags, int fd, off_t off, struct sm_cut *cut,
+			 struct sm_claim *claim)
 {
 	int granted = probe_map_sync(prot, fd, off);
 	void *p;
@@ -286,6 +305,8 @@ static void *map_syncmap(void *addr, size_t len, int prot, int flags, int fd, of
 				off);
 		if (p == MAP_FAILED)
 			goto fail;
+		if (claim != NULL)
+			sm_claim_forget(claim);
 		if (register_kernel(p, len, prot, off, cut) != 0) {
 			sm_sys_munmap(p, len);
 			errno = ENOMEM;
@@ -301,7 +322,7 @@ static void *map_syncmap(void *addr, size_t len, int prot, int flags, int fd, of
 		if (f == NULL)
 			goto fail;
 		f->mapsync = 1;
-		p = map_fault(addr, len, prot, flags, fd, off, cut);
+		p = map_fault(addr, len, prot, flags, fd, off, cut, claim);
 		sm_file_put(f);
 		return p;
 	}
@@ -309,7 +330,7 @@ static void *map_syncmap(void *addr, size_t len, int prot, int flags, int fd, of
 		errno = EOPNOTSUPP;
 		goto fail;
 	}
-	return map_fault(addr, len, prot, flags, fd, off, cut);
+	return map_fault(addr, len, prot, flags, fd, off, cut, claim);
 fail:
 	if (cut != NULL) {
 		int err = errno;
@@ -323,6 +344,7 @@ fail:
 void *syncmap_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
 {
 	struct sm_cut cut, *c = NULL;
+	struct sm_claim cl;
 	uintptr_t s = (uintptr_t)addr;
 	void *p;
 
@@ -356,14 +378,28 @@ void *syncmap_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t of
 		return MAP_FAILED;
 	}
 	sm_table_lock();
-	if ((flags & MAP_FIXED) && !(s & (sm_cfg.page - 1)) && s + page_round(len) > s) {
+	/* Claimed before anything is allocated: nothing of the library's may
+	 * land in the target.  The kernel takes MAP_FIXED_NOREPLACE as
+	 * MAP_FIXED on a range it found free: the claim found it free. */
+	if (flags & (MAP_FIXED | MAP_FIXED_NOREPLACE)) {
+		int err = sm_claim(&cl, s, len, (flags & MAP_FIXED_NOREPLACE) != 0);
+
+		if (err != 0) {
+			sm_table_unlock();
+			errno = err;
+			return MAP_FAILED;
+		}
+		flags = (flags & ~MAP_FIXED_NOREPLACE) | MAP_FIXED;
 		if (sm_cut_begin(&cut, s, s + page_round(len)) != 0) {
+			sm_claim_release(&cl);
 			sm_table_unlock();
 			return MAP_FAILED;
 		}
 		c = &cut;
 	}
-	p = map_syncmap(addr, len, prot, flags, fd, off, c);
+	p = map_syncmap(addr, len, prot, flags, fd, off, c, c != NULL ? &cl : NULL);
+	if (p == MAP_FAILED && c != NULL)
+		sm_claim_release(&cl);
 	sm_table_unlock();
 	return p;
 }
@@ -586,19 +622,26 @@ static void unkeep(struct sm_file *file, struct carried *k, size_t n)
 }
 
 /* Grow a FAULT mapping in place: map the file's next pages right after it,
- * if that address range is free.  The tail becomes a region of its own. */
+ * if that address range is free (claimed first, so that the tail's own grain
+ * map and alias go elsewhere).  The tail becomes a region of its own. */
 static void *grow_in_place(struct sm_region *last, uintptr_t old, size_t old_len, size_t new_len, off_t off)
 {
-	void *want = (void *)(old + old_len);
-	void *p = map_fault(want, new_len - old_len, last->prot, MAP_SHARED | MAP_FIXED_NOREPLACE,
-			    last->file->fd, off + (off_t)old_len, NULL);
+	uintptr_t want = old + old_len;
+	struct sm_claim cl;
+	void *p;
 
-	if (p == want)
-		return (void *)old;
-	if (p != MAP_FAILED)
-		unmap_locked((uintptr_t)p, new_len - old_len); /* before 4.17, NOREPLACE was a hint */
-	errno = ENOMEM;
-	return MAP_FAILED;
+	if (sm_claim(&cl, want, new_len - old_len, 1) != 0) {
+		errno = ENOMEM;
+		return MAP_FAILED;
+	}
+	p = map_fault((void *)want, new_len - old_len, last->prot, MAP_SHARED | MAP_FIXED, last->file->fd,
+		      off + (off_t)old_len, NULL, &cl);
+	if (p == MAP_FAILED) {
+		sm_claim_release(&cl);
+		errno = ENOMEM;
+		return MAP_FAILED;
+	}
+	return (void *)old;
 }
 
 /* mremap of a FAULT mapping, table lock held.  Its VMA is split into durable
@@ -614,6 +657,7 @@ static void *remap_fault(struct sm_region *const *rs, size_t n, uintptr_t old, s
 	uintptr_t target = (flags & MREMAP_FIXED) ? (uintptr_t)new_addr : 0;
 	struct sm_file *file = r->file;
 	struct sm_cut cut, *c = NULL;
+	struct sm_claim cl;
 	struct carried *kept;
 	struct sm_region *nr;
 	int prot = r->prot;
@@ -633,19 +677,31 @@ static void *remap_fault(struct sm_region *const *rs, size_t n, uintptr_t old, s
 			return p;
 	}
 	if (flags & MREMAP_FIXED) {
-		if (sm_cut_begin(&cut, target, target + new_len) != 0)
+		int err = sm_claim(&cl, target, new_len, 0);
+
+		if (err != 0) {
+			errno = err;
 			return MAP_FAILED;
+		}
+		if (sm_cut_begin(&cut, target, target + new_len) != 0) {
+			sm_claim_release(&cl);
+			return MAP_FAILED;
+		}
 		c = &cut;
 	}
 	/* The target cut may retire the regions rs: keep their file and grain
 	 * maps for the copy. */
 	if (keep(rs, n, old, old + (old_len ? old_len : new_len), &kept) != 0) {
-		if (c != NULL)
+		if (c != NULL) {
 			sm_cut_abort(c);
+			sm_claim_release(&cl);
+		}
 		return MAP_FAILED;
 	}
 	p = map_fault((void *)target, new_len, prot, MAP_SHARED | (c != NULL ? MAP_FIXED : 0), file->fd, off,
-		      c);
+		      c, c != NULL ? &cl : NULL);
+	if (p == MAP_FAILED && c != NULL)
+		sm_claim_release(&cl);
 	if (p != MAP_FAILED && sm_region_get((uintptr_t)p, &nr) == SM_FOUND) {
 		carry_grains(kept, n, nr);
 		sm_reprotect(nr, nr->start, nr->end, prot);
@@ -663,30 +719,46 @@ static void *remap_kernel(struct sm_region *r, uintptr_t old, size_t old_len, si
 			  void *new_addr)
 {
 	struct sm_cut target, source;
+	struct sm_claim cl;
 	int fixed = (flags & MREMAP_FIXED) != 0;
 	int prot = r != NULL ? r->prot : 0;
 	off_t off = r != NULL ? r->off + (off_t)(old - r->start) : 0;
 	void *p;
 	int err;
 
-	if (fixed && sm_cut_begin(&target, (uintptr_t)new_addr, (uintptr_t)new_addr + new_len) != 0)
-		return MAP_FAILED;
+	if (fixed) {
+		err = sm_claim(&cl, (uintptr_t)new_addr, new_len, 0);
+		if (err != 0) {
+			errno = err;
+			return MAP_FAILED;
+		}
+		if (sm_cut_begin(&target, (uintptr_t)new_addr, (uintptr_t)new_addr + new_len) != 0) {
+			sm_claim_release(&cl);
+			return MAP_FAILED;
+		}
+	}
 	if (sm_cut_begin(&source, old, old + old_len) != 0) {
-		if (fixed)
+		if (fixed) {
 			sm_cut_abort(&target);
+			sm_claim_release(&cl);
+		}
 		return MAP_FAILED;
 	}
 	p = sm_sys_mremap((void *)old, old_len, new_len, flags, new_addr);
 	err = errno;
 	if (p == MAP_FAILED) {
 		sm_cut_abort(&source);
-		if (fixed)
+		if (fixed) {
 			sm_cut_abort(&target);
+			sm_claim_release(&cl);
+		}
 		errno = err;
 		return MAP_FAILED;
 	}
-	if (fixed)
+	if (fixed) {
+		sm_claim_forget(&cl);
 		sm_cut_commit(&target, 1, 0, NULL);
+	}
 	/* MREMAP_DONTUNMAP leaves the old range mapped (empty); ours no more. */
 	sm_cut_commit(&source, 1, 0, NULL);
 	if (r != NULL && register_kernel(p, new_len, prot, off, NULL) != 0)
