@@ -206,6 +206,51 @@ static pmem2_persist_fn fault_persist(const struct sm_file *f)
 }
 
 /*
+ * A new FAULT region's written blocks are adopted (sm_adopt_written: a
+ * whole-file sync, then FIEMAP) once the table lock is dropped, so that
+ * every other thread's map, unmap and mprotect does not wait for that sync.
+ * Why that is safe:
+ *  - the region is published and holds our reference, taken under the
+ *    table lock while it was live: a writer that would change or remove it
+ *    (munmap, mprotect, mremap, MAP_FIXED over it, syncmap_file_changed)
+ *    blocks it and waits for that reference first (region.c), so adoption
+ *    always works on the region as published.  Only writers on this very
+ *    range wait, as for a fault in flight;
+ *  - faults and the engine may ready its grains meanwhile: they set bits
+ *    for grains they made durable, as adoption does for grains it found
+ *    durable, so a bit is never set on a grain that is not.  Adoption's
+ *    re-protection may take write access from a grain a fault has just
+ *    readied; its next write faults once more, finds the bit and upgrades
+ *    without a sync;
+ *  - adoption touches no user memory (a fault there, with a writer waiting
+ *    for our reference, could never finish) and takes no lock.
+ * The pending region is kept here: set and read under the table lock, by
+ * the one call of the mmap family that holds it (one region at most).
+ */
+static struct sm_region *pending_adopt;
+
+static void adopt_later(struct sm_region *r)
+{
+	atomic_fetch_add(&r->refs, 1); /* live and published: we hold the table lock */
+	pending_adopt = r;
+}
+
+/* sm_table_unlock() for calls that may publish a FAULT region. */
+static void unlock_and_adopt(void)
+{
+	struct sm_region *r = pending_adopt;
+	int err = errno;
+
+	pending_adopt = NULL;
+	sm_table_unlock();
+	if (r != NULL) {
+		SM_STAT_ADD(bytes_prepared, sm_adopt_written(r));
+		sm_region_put(r);
+	}
+	errno = err;
+}
+
+/*
  * FAULT mode, table lock held: the library's writable alias, then the user's
  * mapping without PROT_WRITE.  The alias is mapped first: it is the mapping
  * that needs write access to the file, so EACCES (read-only descriptor),
@@ -250,10 +295,9 @@ static void *map_fault(void *addr, size_t len, int prot, int flags, int fd, off_
 	r->start = (uintptr_t)p;
 	r->end = r->start + rlen;
 	r->cpu_persist = fault_persist(r->file);
-	/* Adopt before publishing: the region is ours alone until then. */
-	SM_STAT_ADD(bytes_prepared, sm_adopt_written(r));
 	if (publish_region(r, cut) != 0)
 		goto fail; /* only without a cut: nothing was replaced */
+	adopt_later(r);
 	if (sm_cfg.presync)
 		sm_engine_start(); /* without it, every grain is readied by its own fault */
 	SM_STAT_ADD(maps_fault, 1);
@@ -400,7 +444,7 @@ void *syncmap_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t of
 	p = map_syncmap(addr, len, prot, flags, fd, off, c, c != NULL ? &cl : NULL);
 	if (p == MAP_FAILED && c != NULL)
 		sm_claim_release(&cl);
-	sm_table_unlock();
+	unlock_and_adopt();
 	return p;
 }
 
@@ -862,6 +906,6 @@ void *syncmap_mremap(void *old_addr, size_t old_len, size_t new_len, int flags, 
 		p = remap_kernel(n == 1 ? rs[0] : NULL, old, old_len, new_len, flags, new_addr);
 	}
 	free(rs);
-	sm_table_unlock();
+	unlock_and_adopt();
 	return p;
 }

@@ -5,10 +5,13 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #define PG 4096
@@ -661,5 +664,90 @@ Test(map, moved_mapping_does_not_carry_stale_durable_grains)
 	cr_expect_eq(range_allocated(fd, (off_t)mib, 2 * mib), 1, "the grown part is allocated and written");
 	syncmap_munmap(q, 3 * mib);
 	munmap(r, 6 * mib);
+	close(fd);
+}
+
+/* The library's whole-file sync when it adopts a new FAULT mapping's
+ * written blocks is held here, in the test, until the test lets it go (2 s
+ * at most): fdatasync and fsync are the test's own, so the library linked
+ * into it calls these.  Unarmed, they are the system calls. */
+static atomic_int sync_armed, sync_held, sync_release;
+
+static void hold_sync(void)
+{
+	if (!atomic_load(&sync_armed) || !atomic_exchange(&sync_armed, 0))
+		return;
+	atomic_store(&sync_held, 1);
+	for (int i = 0; i < 2000 && !atomic_load(&sync_release); i++)
+		usleep(1000);
+	atomic_store(&sync_held, 0);
+}
+
+int fdatasync(int fd)
+{
+	hold_sync();
+	return (int)syscall(SYS_fdatasync, fd);
+}
+
+int fsync(int fd)
+{
+	hold_sync();
+	return (int)syscall(SYS_fsync, fd);
+}
+
+static void *map_written(void *arg)
+{
+	int fd = *(int *)arg;
+
+	return syncmap_mmap(NULL, 16 * PG, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+}
+
+/* While one thread's new mapping is being adopted (its file synced whole,
+ * which takes as long as the file's dirty data does), other threads map,
+ * unmap and mprotect unrelated ranges without waiting for it. */
+Test(map, adoption_sync_does_not_hold_other_threads)
+{
+	char buf[16 * PG];
+	pthread_t t;
+	void *q;
+	char *other, *third;
+	int fd, fd2, fd3, held;
+
+	LOOPFS_OR_SKIP(&fs, "ext4", 64, NULL);
+	sm_test_env("SYNCMAP_PRESYNC", "0");
+	fd = make_sparse(fs.dir, "adopted.dat", 16 * PG, NULL, 0);
+	fd2 = make_sparse(fs.dir, "other.dat", 16 * PG, NULL, 0);
+	fd3 = make_sparse(fs.dir, "third.dat", 16 * PG, NULL, 0);
+	memset(buf, 'w', sizeof(buf));
+	cr_assert_eq(pwrite(fd, buf, sizeof(buf), 0), (ssize_t)sizeof(buf));
+	cr_assert_eq(syscall(SYS_fsync, fd), 0); /* written extents: something to adopt */
+	other = syncmap_mmap(NULL, 16 * PG, PROT_READ | PROT_WRITE, MAP_SHARED, fd2, 0);
+	cr_assert_neq(other, MAP_FAILED);
+	FAULT_OR_SKIP(other);
+
+	atomic_store(&sync_armed, 1);
+	pthread_create(&t, NULL, map_written, &fd);
+	for (int i = 0; i < 5000 && !atomic_load(&sync_held); i++) {
+		if (pthread_tryjoin_np(t, &q) == 0) {
+			atomic_store(&sync_armed, 0);
+			cr_skip_test("the new mapping was adopted without a sync to hold");
+		}
+		usleep(1000);
+	}
+	cr_assert(atomic_load(&sync_held), "the new mapping's adoption never synced");
+	cr_expect_eq(syncmap_mprotect(other, 16 * PG, PROT_READ), 0);
+	third = syncmap_mmap(NULL, 16 * PG, PROT_READ | PROT_WRITE, MAP_SHARED, fd3, 0);
+	cr_expect_neq(third, MAP_FAILED);
+	cr_expect_eq(syncmap_munmap(third, 16 * PG), 0);
+	cr_expect_eq(syncmap_munmap(other, 16 * PG), 0);
+	held = atomic_load(&sync_held);
+	atomic_store(&sync_release, 1);
+	pthread_join(t, &q);
+	cr_expect(held, "map, mprotect and munmap of other ranges waited for another thread's adoption sync");
+	cr_assert_neq(q, MAP_FAILED);
+	cr_expect_eq(((char *)q)[5 * PG], 'w');
+	syncmap_munmap(q, 16 * PG);
+	close(fd3);
+	close(fd2);
 	close(fd);
 }
