@@ -90,6 +90,11 @@ Test(map, bad_arguments_fail_like_mmap)
 		{"MAP_FIXED unaligned", PG, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, 0, 0,
 		 (void *)0x10001},
 		{"huge length", (size_t)-PG, PROT_READ | PROT_WRITE, MAP_SHARED, 0, 0, NULL},
+		{"length that rounds to 0", (size_t)-1, PROT_READ | PROT_WRITE, MAP_SHARED, 0, 0, NULL},
+		{"MAP_FIXED past the top of the address space", 2 * PG, PROT_READ | PROT_WRITE,
+		 MAP_SHARED | MAP_FIXED, 0, 0, (void *)-PG},
+		{"MAP_FIXED_NOREPLACE unaligned", PG, PROT_READ | PROT_WRITE,
+		 MAP_SHARED | MAP_FIXED_NOREPLACE, 0, 0, (void *)0x10001},
 		{"read-only, closed fd", PG, PROT_READ, MAP_SHARED, 2, 0, NULL},
 		{"private, directory", PG, PROT_READ | PROT_WRITE, MAP_PRIVATE, 3, 0, NULL},
 	};
