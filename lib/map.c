@@ -1,4 +1,5 @@
 /* map.c -- the mmap family: choosing a mapping's mode and keeping the table right */
+#include "claim.h"
 #include "config.h"
 #include "durable.h"
 #include "engine.h"
@@ -106,26 +107,37 @@ static int takes_over(int prot, int flags, int fd)
 }
 
 /* The kernel's mmap with MAP_FIXED's replacement reflected in the table:
- * for mappings the library does not take (and the shim's). */
+ * for mappings the library does not take (and the shim's).  The table's
+ * records are allocated before the mapping exists: the target's free parts
+ * are claimed first (claim.h). */
 void *sm_map_plain(void *addr, size_t len, int prot, int flags, int fd, off_t off)
 {
+	uintptr_t s = (uintptr_t)addr;
+	struct sm_claim cl;
 	struct sm_cut cut;
 	void *p;
 	int err;
 
-	if (!(flags & MAP_FIXED) || !sm_regions_any((uintptr_t)addr, (uintptr_t)addr + page_round(len)))
+	if (!(flags & MAP_FIXED) || !sm_regions_any(s, s + page_round(len)))
 		return sm_sys_mmap(addr, len, prot, flags, fd, off);
 	sm_table_lock();
-	if (sm_cut_begin(&cut, (uintptr_t)addr, (uintptr_t)addr + page_round(len)) != 0) {
+	err = sm_claim(&cl, s, len, 0);
+	if (err != 0 || sm_cut_begin(&cut, s, s + page_round(len)) != 0) {
+		if (err == 0)
+			sm_claim_release(&cl);
 		sm_table_unlock();
+		errno = err != 0 ? err : ENOMEM;
 		return MAP_FAILED;
 	}
 	p = sm_sys_mmap(addr, len, prot, flags, fd, off);
 	err = errno;
-	if (p == MAP_FAILED)
+	if (p == MAP_FAILED) {
 		sm_cut_abort(&cut);
-	else
+		sm_claim_release(&cl);
+	} else {
+		sm_claim_forget(&cl);
 		sm_cut_commit(&cut, 1, 0, NULL);
+	}
 	sm_table_unlock();
 	errno = err;
 	return p;
@@ -193,13 +205,62 @@ static pmem2_persist_fn fault_persist(const struct sm_file *f)
 }
 
 /*
+ * A new FAULT region's written blocks are adopted (sm_adopt_written: a
+ * whole-file sync, then FIEMAP) once the table lock is dropped, so that
+ * every other thread's map, unmap and mprotect does not wait for that sync.
+ * Why that is safe:
+ *  - the region is published and holds our reference, taken under the
+ *    table lock while it was live: a writer that would change or remove it
+ *    (munmap, mprotect, mremap, MAP_FIXED over it, syncmap_file_changed)
+ *    blocks it and waits for that reference first (region.c), so adoption
+ *    always works on the region as published.  Only writers on this very
+ *    range wait, as for a fault in flight;
+ *  - faults and the engine may ready its grains meanwhile: they set bits
+ *    for grains they made durable, as adoption does for grains it found
+ *    durable, so a bit is never set on a grain that is not.  Adoption's
+ *    re-protection may take write access from a grain a fault has just
+ *    readied; its next write faults once more, finds the bit and upgrades
+ *    without a sync;
+ *  - adoption touches no user memory (a fault there, with a writer waiting
+ *    for our reference, could never finish) and takes no lock.
+ * The pending region is kept here: set and read under the table lock, by
+ * the one call of the mmap family that holds it (one region at most).
+ */
+static struct sm_region *pending_adopt;
+
+static void adopt_later(struct sm_region *r)
+{
+	atomic_fetch_add(&r->refs, 1); /* live and published: we hold the table lock */
+	pending_adopt = r;
+}
+
+/* sm_table_unlock() for calls that may publish a FAULT region. */
+static void unlock_and_adopt(void)
+{
+	struct sm_region *r = pending_adopt;
+	int err = errno;
+
+	pending_adopt = NULL;
+	sm_table_unlock();
+	if (r != NULL) {
+		SM_STAT_ADD(bytes_prepared, sm_adopt_written(r));
+		sm_region_put(r);
+	}
+	errno = err;
+}
+
+/*
  * FAULT mode, table lock held: the library's writable alias, then the user's
  * mapping without PROT_WRITE.  The alias is mapped first: it is the mapping
  * that needs write access to the file, so EACCES (read-only descriptor),
  * EPERM (sealed) and the like come from it, as they would from mmap(2).
- * `cut` (may be NULL) is committed once the user's mapping has replaced it.
+ * `cut` (may be NULL) is committed once the user's mapping has replaced it;
+ * `claim` (may be NULL) holds the free parts of a MAP_FIXED target, which
+ * the user's mapping replaces (forgotten then; the caller releases it if
+ * this fails).
  */
-static void *map_fault(void *addr, size_t len, int prot, int flags, int fd, off_t off, struct sm_cut *cut)
+static void *map_fault(void *addr, size_t len, int prot, int flags, int fd, off_t off, struct sm_cut *cut,
+		       struct sm_claim *claim)
 {
 	size_t rlen = page_round(len);
 	struct sm_region *r = region_alloc(NULL, len, SYNCMAP_MODE_FAULT, prot, off);
@@ -228,13 +289,14 @@ static void *map_fault(void *addr, size_t len, int prot, int flags, int fd, off_
 	p = sm_sys_mmap(addr, len, sm_prot_readonly(prot), flags & ~MAP_SYNC, fd, off);
 	if (p == MAP_FAILED)
 		goto fail_errno;
+	if (claim != NULL)
+		sm_claim_forget(claim);
 	r->start = (uintptr_t)p;
 	r->end = r->start + rlen;
 	r->cpu_persist = fault_persist(r->file);
-	/* Adopt before publishing: the region is ours alone until then. */
-	SM_STAT_ADD(bytes_prepared, sm_adopt_written(r));
 	if (publish_region(r, cut) != 0)
 		goto fail; /* only without a cut: nothing was replaced */
+	adopt_later(r);
 	sm_engine_kick();
 	SM_STAT_ADD(maps_fault, 1);
 	return p;
@@ -272,7 +334,8 @@ static int probe_map_sync(int prot, int fd, off_t off)
  * forced), FAULT if it refuses, the kernel's error otherwise.  The mapping at
  * the caller's address is made once, so MAP_FIXED replaces atomically, as
  * mmap(2) does: no moment where a thread finds the range unmapped. */
-static void *map_syncmap(void *addr, size_t len, int prot, int flags, int fd, off_t off, struct sm_cut *cut)
+static void *map_syncmap(void *addr, size_t len, int prot, int flags, int fd, off_t off, struct sm_cut *cut,
+			 struct sm_claim *claim)
 {
 	int granted = probe_map_sync(prot, fd, off);
 	void *p;
@@ -284,6 +347,8 @@ static void *map_syncmap(void *addr, size_t len, int prot, int flags, int fd, of
 				off);
 		if (p == MAP_FAILED)
 			goto fail;
+		if (claim != NULL)
+			sm_claim_forget(claim);
 		if (register_kernel(p, len, prot, off, cut) != 0) {
 			sm_sys_munmap(p, len);
 			errno = ENOMEM;
@@ -299,7 +364,7 @@ static void *map_syncmap(void *addr, size_t len, int prot, int flags, int fd, of
 		if (f == NULL)
 			goto fail;
 		f->mapsync = 1;
-		p = map_fault(addr, len, prot, flags, fd, off, cut);
+		p = map_fault(addr, len, prot, flags, fd, off, cut, claim);
 		sm_file_put(f);
 		return p;
 	}
@@ -307,7 +372,7 @@ static void *map_syncmap(void *addr, size_t len, int prot, int flags, int fd, of
 		errno = EOPNOTSUPP;
 		goto fail;
 	}
-	return map_fault(addr, len, prot, flags, fd, off, cut);
+	return map_fault(addr, len, prot, flags, fd, off, cut, claim);
 fail:
 	if (cut != NULL) {
 		int err = errno;
@@ -321,6 +386,7 @@ fail:
 void *syncmap_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
 {
 	struct sm_cut cut, *c = NULL;
+	struct sm_claim cl;
 	uintptr_t s = (uintptr_t)addr;
 	void *p;
 
@@ -354,15 +420,29 @@ void *syncmap_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t of
 		return MAP_FAILED;
 	}
 	sm_table_lock();
-	if ((flags & MAP_FIXED) && !(s & (sm_cfg.page - 1)) && s + page_round(len) > s) {
+	/* Claimed before anything is allocated: nothing of the library's may
+	 * land in the target.  The kernel takes MAP_FIXED_NOREPLACE as
+	 * MAP_FIXED on a range it found free: the claim found it free. */
+	if (flags & (MAP_FIXED | MAP_FIXED_NOREPLACE)) {
+		int err = sm_claim(&cl, s, len, (flags & MAP_FIXED_NOREPLACE) != 0);
+
+		if (err != 0) {
+			sm_table_unlock();
+			errno = err;
+			return MAP_FAILED;
+		}
+		flags = (flags & ~MAP_FIXED_NOREPLACE) | MAP_FIXED;
 		if (sm_cut_begin(&cut, s, s + page_round(len)) != 0) {
+			sm_claim_release(&cl);
 			sm_table_unlock();
 			return MAP_FAILED;
 		}
 		c = &cut;
 	}
-	p = map_syncmap(addr, len, prot, flags, fd, off, c);
-	sm_table_unlock();
+	p = map_syncmap(addr, len, prot, flags, fd, off, c, c != NULL ? &cl : NULL);
+	if (p == MAP_FAILED && c != NULL)
+		sm_claim_release(&cl);
+	unlock_and_adopt();
 	return p;
 }
 
@@ -403,12 +483,31 @@ int syncmap_munmap(void *addr, size_t len)
 	return rc;
 }
 
+/* A piece whose mprotect failed half-way is put back as it was recorded:
+ * mprotect(2) changes a mapping's VMAs one after the other, so a refusal can
+ * come after some of them changed.  The old protection was accepted for these
+ * VMAs before, so the kernel takes it again. */
+static void put_back(struct sm_region *r, uintptr_t s, uintptr_t e)
+{
+	int err = errno;
+
+	if (r->mode == SYNCMAP_MODE_FAULT)
+		sm_reprotect(r, s, e, r->prot);
+	else
+		sm_sys_mprotect((void *)s, e - s, r->prot);
+	errno = err;
+}
+
 /* Apply prot to [s, e) piece by piece: FAULT regions keep their not-yet-durable
- * grains read-only, everything else gets prot as asked. */
-static int protect_pieces(const struct sm_cut *c, uintptr_t s, uintptr_t e, int prot)
+ * grains read-only, everything else gets prot as asked.  *done: where the
+ * pieces that took prot end.  As mprotect(2) does, a failure leaves the pieces
+ * before it changed and those after it as they were; the piece that failed is
+ * put back. */
+static int protect_pieces(const struct sm_cut *c, uintptr_t s, uintptr_t e, int prot, uintptr_t *done)
 {
 	uintptr_t a = s;
 
+	*done = s;
 	for (size_t i = 0; i < c->n; i++) {
 		struct sm_region *r = c->old[i];
 		uintptr_t rs = r->start > s ? r->start : s;
@@ -416,17 +515,21 @@ static int protect_pieces(const struct sm_cut *c, uintptr_t s, uintptr_t e, int 
 
 		if (a < rs && sm_sys_mprotect((void *)a, rs - a, prot) != 0)
 			return -1;
+		*done = rs;
 		if (r->mode == SYNCMAP_MODE_FAULT) {
 			int err = sm_reprotect(r, rs, re, prot);
 
 			if (err != 0) {
 				errno = err;
+				put_back(r, rs, re);
 				return -1;
 			}
 		} else if (sm_sys_mprotect((void *)rs, re - rs, prot) != 0) {
+			put_back(r, rs, re);
 			return -1;
 		}
 		a = re;
+		*done = re;
 	}
 	if (a < e && sm_sys_mprotect((void *)a, e - a, prot) != 0)
 		return -1;
@@ -435,14 +538,20 @@ static int protect_pieces(const struct sm_cut *c, uintptr_t s, uintptr_t e, int 
 
 int syncmap_mprotect(void *addr, size_t len, int prot)
 {
-	uintptr_t s = (uintptr_t)addr, e;
+	uintptr_t s = (uintptr_t)addr, e, done;
 	struct sm_cut cut;
 	int rc, err;
 
 	sm_init();
 	e = s + page_round(len);
-	if ((s & (sm_cfg.page - 1)) != 0 || e < s) {
+	/* mprotect(2)'s checks in its order: alignment, then an empty range is
+	 * done, then a range that wraps (its length rounded) is ENOMEM. */
+	if ((s & (sm_cfg.page - 1)) != 0) {
 		errno = EINVAL;
+		return -1;
+	}
+	if (len != 0 && e <= s) {
+		errno = ENOMEM;
 		return -1;
 	}
 	if (len == 0 || !sm_regions_any(s, e))
@@ -452,25 +561,57 @@ int syncmap_mprotect(void *addr, size_t len, int prot)
 		sm_table_unlock();
 		return -1;
 	}
-	rc = protect_pieces(&cut, s, e, prot);
+	rc = protect_pieces(&cut, s, e, prot, &done);
 	err = errno;
-	/* Recorded even after a partial failure: a piece whose kernel protection
-	 * did not change keeps its durable grains, whatever is recorded. */
-	sm_cut_commit(&cut, 0, prot, NULL);
+	/* Recorded only where it took effect: a FAULT grain readied later is
+	 * given the recorded protection, which the kernel must accept. */
+	if (rc != 0 && done == s) {
+		sm_cut_abort(&cut);
+	} else {
+		if (rc != 0)
+			sm_cut_narrow(&cut, done);
+		sm_cut_commit(&cut, 0, prot, NULL);
+	}
 	sm_table_unlock();
 	errno = err;
 	return rc;
 }
 
-/* Carry the durable grains recorded in bits[0..n) over to `to` (same file). */
-static void carry_grains(struct sm_bits *const *bits, size_t n, struct sm_region *to)
-{
-	uint64_t g = sm_grain_of(to, to->start), last = sm_grain_of(to, to->end - 1);
+/* What a remap carries from one piece of the old range: its grain map and
+ * grain, and the file range [lo, hi) that the piece covered there.  Only
+ * that range: a grain map is shared by the pieces of a split mapping and
+ * outlives a shrink, and its marks outside the pieces are stale (the blocks
+ * may have been freed since, and syncmap_file_changed clears marks only
+ * where a mapping still covers the file). */
+struct carried {
+	struct sm_bits *bits;
+	size_t grain;
+	uint64_t lo, hi;
+};
 
-	for (; g <= last; g++)
-		for (size_t i = 0; i < n; i++)
-			if (sm_bit_test(bits[i], g))
-				sm_bit_set(to->bits, g);
+/* Mark in `to` (same file) the grains that lie wholly in durable runs of
+ * the carried pieces. */
+static void carry_grains(const struct carried *k, size_t n, struct sm_region *to)
+{
+	uint64_t to_lo = (uint64_t)to->off, to_hi = to_lo + (to->end - to->start);
+
+	for (size_t i = 0; i < n; i++) {
+		uint64_t G = k[i].grain, lo = k[i].lo > to_lo ? k[i].lo : to_lo;
+		uint64_t hi = k[i].hi < to_hi ? k[i].hi : to_hi, lim = (hi + G - 1) / G, g, h;
+
+		for (g = lo / G; lo < hi; g = h) {
+			uint64_t a, b;
+
+			g = sm_bits_next(k[i].bits, g, lim, 1);
+			if (g >= lim)
+				break;
+			h = sm_bits_next(k[i].bits, g, lim, 0);
+			a = g * G > lo ? g * G : lo;
+			b = h * G < hi ? h * G : hi;
+			for (uint64_t t = (a + to->grain - 1) / to->grain; (t + 1) * to->grain <= b; t++)
+				sm_bit_set(to->bits, t);
+		}
+	}
 }
 
 /* The old range lies in FAULT regions that continue each other in address and
@@ -490,43 +631,59 @@ static int one_fault_mapping(struct sm_region *const *rs, size_t n, uintptr_t ol
 	return 1;
 }
 
-static int keep(struct sm_region *const *rs, size_t n, struct sm_bits ***bits)
+/* Keep what carry_grains needs from the pieces rs[0..n) within [s, e), with
+ * references on their grain maps and file: the target cut may retire them. */
+static int keep(struct sm_region *const *rs, size_t n, uintptr_t s, uintptr_t e, struct carried **out)
 {
-	*bits = malloc(n * sizeof(**bits));
-	if (*bits == NULL) {
+	struct carried *k = malloc(n * sizeof(*k));
+
+	*out = k;
+	if (k == NULL) {
 		errno = ENOMEM;
 		return -1;
 	}
 	rs[0]->file->nref++;
 	for (size_t i = 0; i < n; i++) {
-		(*bits)[i] = rs[i]->bits;
-		(*bits)[i]->nref++;
+		uintptr_t cs = rs[i]->start > s ? rs[i]->start : s, ce = rs[i]->end < e ? rs[i]->end : e;
+
+		k[i].bits = rs[i]->bits;
+		k[i].bits->nref++;
+		k[i].grain = rs[i]->grain;
+		k[i].lo = (uint64_t)rs[i]->off + (cs - rs[i]->start);
+		k[i].hi = k[i].lo + (ce > cs ? ce - cs : 0);
 	}
 	return 0;
 }
 
-static void unkeep(struct sm_file *file, struct sm_bits **bits, size_t n)
+static void unkeep(struct sm_file *file, struct carried *k, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
-		sm_bits_put(bits[i]);
-	free(bits);
+		sm_bits_put(k[i].bits);
+	free(k);
 	sm_file_put(file);
 }
 
 /* Grow a FAULT mapping in place: map the file's next pages right after it,
- * if that address range is free.  The tail becomes a region of its own. */
+ * if that address range is free (claimed first, so that the tail's own grain
+ * map and alias go elsewhere).  The tail becomes a region of its own. */
 static void *grow_in_place(struct sm_region *last, uintptr_t old, size_t old_len, size_t new_len, off_t off)
 {
-	void *want = (void *)(old + old_len);
-	void *p = map_fault(want, new_len - old_len, last->prot, MAP_SHARED | MAP_FIXED_NOREPLACE,
-			    last->file->fd, off + (off_t)old_len, NULL);
+	uintptr_t want = old + old_len;
+	struct sm_claim cl;
+	void *p;
 
-	if (p == want)
-		return (void *)old;
-	if (p != MAP_FAILED)
-		unmap_locked((uintptr_t)p, new_len - old_len); /* before 4.17, NOREPLACE was a hint */
-	errno = ENOMEM;
-	return MAP_FAILED;
+	if (sm_claim(&cl, want, new_len - old_len, 1) != 0) {
+		errno = ENOMEM;
+		return MAP_FAILED;
+	}
+	p = map_fault((void *)want, new_len - old_len, last->prot, MAP_SHARED | MAP_FIXED, last->file->fd,
+		      off + (off_t)old_len, NULL, &cl);
+	if (p == MAP_FAILED) {
+		sm_claim_release(&cl);
+		errno = ENOMEM;
+		return MAP_FAILED;
+	}
+	return (void *)old;
 }
 
 /* mremap of a FAULT mapping, table lock held.  Its VMA is split into durable
@@ -542,7 +699,8 @@ static void *remap_fault(struct sm_region *const *rs, size_t n, uintptr_t old, s
 	uintptr_t target = (flags & MREMAP_FIXED) ? (uintptr_t)new_addr : 0;
 	struct sm_file *file = r->file;
 	struct sm_cut cut, *c = NULL;
-	struct sm_bits **bits;
+	struct sm_claim cl;
+	struct carried *kept;
 	struct sm_region *nr;
 	int prot = r->prot;
 	void *p;
@@ -551,10 +709,9 @@ static void *remap_fault(struct sm_region *const *rs, size_t n, uintptr_t old, s
 		errno = EINVAL;
 		return MAP_FAILED;
 	}
-	if (old_len != 0 && new_len <= old_len && !(flags & MREMAP_FIXED)) {
-		if (new_len < old_len)
-			return unmap_locked(old + new_len, old_len - new_len) == 0 ? (void *)old : MAP_FAILED;
-		return (void *)old;
+	if (old_len == 0 && !(flags & MREMAP_MAYMOVE)) {
+		errno = ENOMEM; /* the kernel's: a duplicate is a new mapping elsewhere */
+		return MAP_FAILED;
 	}
 	if (old_len != 0 && !(flags & MREMAP_FIXED)) {
 		p = grow_in_place(rs[n - 1], old, old_len, new_len, off);
@@ -562,30 +719,37 @@ static void *remap_fault(struct sm_region *const *rs, size_t n, uintptr_t old, s
 			return p;
 	}
 	if (flags & MREMAP_FIXED) {
-		if ((target & (sm_cfg.page - 1)) != 0 ||
-		    (target < old + old_len && old < target + page_round(new_len))) {
-			errno = EINVAL;
+		int err = sm_claim(&cl, target, new_len, 0);
+
+		if (err != 0) {
+			errno = err;
 			return MAP_FAILED;
 		}
-		if (sm_cut_begin(&cut, target, target + page_round(new_len)) != 0)
+		if (sm_cut_begin(&cut, target, target + new_len) != 0) {
+			sm_claim_release(&cl);
 			return MAP_FAILED;
+		}
 		c = &cut;
 	}
 	/* The target cut may retire the regions rs: keep their file and grain
 	 * maps for the copy. */
-	if (keep(rs, n, &bits) != 0) {
-		if (c != NULL)
+	if (keep(rs, n, old, old + (old_len ? old_len : new_len), &kept) != 0) {
+		if (c != NULL) {
 			sm_cut_abort(c);
+			sm_claim_release(&cl);
+		}
 		return MAP_FAILED;
 	}
 	p = map_fault((void *)target, new_len, prot, MAP_SHARED | (c != NULL ? MAP_FIXED : 0), file->fd, off,
-		      c);
+		      c, c != NULL ? &cl : NULL);
+	if (p == MAP_FAILED && c != NULL)
+		sm_claim_release(&cl);
 	if (p != MAP_FAILED && sm_region_get((uintptr_t)p, &nr) == SM_FOUND) {
-		carry_grains(bits, n, nr);
+		carry_grains(kept, n, nr);
 		sm_reprotect(nr, nr->start, nr->end, prot);
 		sm_region_put(nr);
 	}
-	unkeep(file, bits, n);
+	unkeep(file, kept, n);
 	if (p != MAP_FAILED && old_len != 0)
 		unmap_locked(old, old_len);
 	return p;
@@ -597,35 +761,94 @@ static void *remap_kernel(struct sm_region *r, uintptr_t old, size_t old_len, si
 			  void *new_addr)
 {
 	struct sm_cut target, source;
+	struct sm_claim cl;
 	int fixed = (flags & MREMAP_FIXED) != 0;
 	int prot = r != NULL ? r->prot : 0;
 	off_t off = r != NULL ? r->off + (off_t)(old - r->start) : 0;
 	void *p;
 	int err;
 
-	if (fixed &&
-	    sm_cut_begin(&target, (uintptr_t)new_addr, (uintptr_t)new_addr + page_round(new_len)) != 0)
-		return MAP_FAILED;
+	if (fixed) {
+		err = sm_claim(&cl, (uintptr_t)new_addr, new_len, 0);
+		if (err != 0) {
+			errno = err;
+			return MAP_FAILED;
+		}
+		if (sm_cut_begin(&target, (uintptr_t)new_addr, (uintptr_t)new_addr + new_len) != 0) {
+			sm_claim_release(&cl);
+			return MAP_FAILED;
+		}
+	}
 	if (sm_cut_begin(&source, old, old + old_len) != 0) {
-		if (fixed)
+		if (fixed) {
 			sm_cut_abort(&target);
+			sm_claim_release(&cl);
+		}
 		return MAP_FAILED;
 	}
 	p = sm_sys_mremap((void *)old, old_len, new_len, flags, new_addr);
 	err = errno;
 	if (p == MAP_FAILED) {
 		sm_cut_abort(&source);
-		if (fixed)
+		if (fixed) {
 			sm_cut_abort(&target);
+			sm_claim_release(&cl);
+		}
 		errno = err;
 		return MAP_FAILED;
 	}
-	if (fixed)
+	if (fixed) {
+		sm_claim_forget(&cl);
 		sm_cut_commit(&target, 1, 0, NULL);
+	}
 	/* MREMAP_DONTUNMAP leaves the old range mapped (empty); ours no more. */
 	sm_cut_commit(&source, 1, 0, NULL);
 	if (r != NULL && register_kernel(p, new_len, prot, off, NULL) != 0)
 		SM_STAT_ADD(errors, 1); /* mapped, but persists by msync from now on */
+	return p;
+}
+
+#define SM_MREMAP_FLAGS (MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP)
+
+/* mremap(2)'s argument checks, in the kernel's order (mm/mremap.c), on the
+ * page-rounded lengths: 0 or EINVAL.  Its check of lengths against the top
+ * of the address space is left to the calls that follow (ENOMEM there). */
+static int remap_args(uintptr_t old, size_t old_len, size_t new_len, int flags, uintptr_t target)
+{
+	if ((flags & ~SM_MREMAP_FLAGS) != 0 || (old & (sm_cfg.page - 1)) != 0 || new_len == 0)
+		return EINVAL;
+	if (!(flags & (MREMAP_FIXED | MREMAP_DONTUNMAP)))
+		return 0;
+	if (!(flags & MREMAP_MAYMOVE) || ((flags & MREMAP_DONTUNMAP) && old_len != new_len))
+		return EINVAL;
+	if (!(flags & MREMAP_FIXED))
+		return 0;
+	if ((target & (sm_cfg.page - 1)) != 0 || target + new_len < target ||
+	    (target < old + old_len && old < target + new_len))
+		return EINVAL;
+	return 0;
+}
+
+/* Shrinking (or keeping the length) in place is the kernel's munmap of the
+ * tail, whatever lies there, once it finds a mapping at old: the kernel
+ * does it, the table follows.  Table lock held. */
+static void *remap_shrink(uintptr_t old, size_t old_len, size_t new_len, int flags)
+{
+	struct sm_cut cut;
+	void *p;
+	int err;
+
+	if (new_len == old_len)
+		return sm_sys_mremap((void *)old, old_len, new_len, flags, NULL);
+	if (sm_cut_begin(&cut, old + new_len, old + old_len) != 0)
+		return MAP_FAILED;
+	p = sm_sys_mremap((void *)old, old_len, new_len, flags, NULL);
+	err = errno;
+	if (p == MAP_FAILED)
+		sm_cut_abort(&cut);
+	else
+		sm_cut_commit(&cut, 1, 0, NULL);
+	errno = err;
 	return p;
 }
 
@@ -635,6 +858,7 @@ void *syncmap_mremap(void *old_addr, size_t old_len, size_t new_len, int flags, 
 	void *new_addr = NULL, *p;
 	struct sm_region **rs = NULL;
 	size_t n;
+	int err;
 
 	if (flags & MREMAP_FIXED) {
 		va_list ap;
@@ -644,17 +868,25 @@ void *syncmap_mremap(void *old_addr, size_t old_len, size_t new_len, int flags, 
 		va_end(ap);
 	}
 	sm_init();
-	if ((old & (sm_cfg.page - 1)) != 0 || new_len == 0) {
-		errno = EINVAL;
+	/* The kernel rounds both lengths up; an old_len that wraps to 0 asks
+	 * for a duplicate there too. */
+	old_len = page_round(old_len);
+	new_len = page_round(new_len);
+	err = remap_args(old, old_len, new_len, flags, (uintptr_t)new_addr);
+	if (err != 0) {
+		errno = err;
 		return MAP_FAILED;
 	}
-	old_len = page_round(old_len);
 	if (!sm_regions_any(old, old + (old_len ? old_len : 1)) &&
-	    !((flags & MREMAP_FIXED) &&
-	      sm_regions_any((uintptr_t)new_addr, (uintptr_t)new_addr + page_round(new_len))))
+	    !((flags & MREMAP_FIXED) && sm_regions_any((uintptr_t)new_addr, (uintptr_t)new_addr + new_len)))
 		return sm_sys_mremap(old_addr, old_len, new_len, flags, new_addr);
 	sm_table_lock();
-	n = sm_regions_in(old, old + (old_len ? old_len : page_round(new_len)), &rs);
+	if (old_len != 0 && new_len <= old_len && !(flags & (MREMAP_FIXED | MREMAP_DONTUNMAP))) {
+		p = remap_shrink(old, old_len, new_len, flags);
+		sm_table_unlock();
+		return p;
+	}
+	n = sm_regions_in(old, old + (old_len ? old_len : new_len), &rs);
 	if (n == (size_t)-1) {
 		errno = ENOMEM;
 		p = MAP_FAILED;
@@ -672,6 +904,6 @@ void *syncmap_mremap(void *old_addr, size_t old_len, size_t new_len, int flags, 
 		p = remap_kernel(n == 1 ? rs[0] : NULL, old, old_len, new_len, flags, new_addr);
 	}
 	free(rs);
-	sm_table_unlock();
+	unlock_and_adopt();
 	return p;
 }

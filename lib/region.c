@@ -355,6 +355,19 @@ void sm_cut_abort(struct sm_cut *c)
 	cut_free(c);
 }
 
+void sm_cut_narrow(struct sm_cut *c, uintptr_t e)
+{
+	while (c->n > 0 && c->old[c->n - 1]->start >= e) {
+		c->n--;
+		sm_region_unblock(c->old[c->n]);
+		for (size_t i = 3 * c->n; i < 3 * c->n + 3; i++) {
+			free(c->fresh[i]);
+			c->fresh[i] = NULL;
+		}
+	}
+	c->e = e;
+}
+
 /* A copy of r limited to [s, e), taking its own references. */
 static struct sm_region *piece(struct sm_region *slot, const struct sm_region *r, uintptr_t s, uintptr_t e,
 			       int prot)

@@ -123,6 +123,9 @@ struct sm_cut {
 int sm_cut_begin(struct sm_cut *c, uintptr_t s, uintptr_t e); /* 0, or -1/ENOMEM */
 void sm_cut_commit(struct sm_cut *c, int drop, int prot, struct sm_region *add);
 void sm_cut_abort(struct sm_cut *c);
+/* Before a commit: narrow the cut to [s, e), s < e <= its end, e at the start
+ * of a region or the end of one; the regions from e on are let go unchanged. */
+void sm_cut_narrow(struct sm_cut *c, uintptr_t e);
 
 /* Block one region (SM_BLOCKED, refs drained) and let it go again. */
 void sm_region_block(struct sm_region *r);

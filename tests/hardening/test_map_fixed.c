@@ -5,6 +5,7 @@
 
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -156,4 +157,192 @@ Test(map_fixed, control_mmap_replaces_atomically_under_writes)
 Test(map_fixed, syncmap_replaces_atomically_under_writes)
 {
 	replace_while_used(1, writer);
+}
+
+/* Nothing the library keeps (the region record, its grain map, the alias of
+ * the file) may lie in [a, a + len): the user's mapping replaces whatever
+ * is there. */
+static void expect_outside(const void *addr, size_t len)
+{
+	uintptr_t a = (uintptr_t)addr, e = a + len;
+	struct sm_region *r;
+
+#define OUTSIDE(x, n, what)                                                                                 \
+	cr_expect((uintptr_t)(x) + (n) <= a || (uintptr_t)(x) >= e, "%s at %p lies in the target [%p, %p)", \
+		  what, (void *)(x), addr, (void *)e)
+	cr_assert_eq(sm_region_get(a, &r), SM_FOUND);
+	OUTSIDE(r, sizeof(*r), "the region record");
+	OUTSIDE(r->alias, r->end - r->start, "the alias");
+	OUTSIDE(r->bits, sizeof(*r->bits), "the grain map record");
+	OUTSIDE(r->bits->w, r->bits->bytes, "the grain map");
+	OUTSIDE(r->file, sizeof(*r->file), "the file record");
+#undef OUTSIDE
+	sm_region_put(r);
+}
+
+/* A free range at the top of the address space's free area, as munmap
+ * leaves it, with every gap above filled: the kernel's top-down search puts
+ * the next mmap(NULL) of up to len bytes there. */
+static char *free_range(size_t len)
+{
+	char *a = mmap(NULL, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	cr_assert_neq(a, MAP_FAILED);
+	fill_gaps_above((uintptr_t)a + len, PG);
+	cr_assert_eq(munmap(a, len), 0);
+	return a;
+}
+
+static void expect_written(int fd, unsigned char *p, off_t off, unsigned char v)
+{
+	unsigned char b;
+
+	p[0] = v; /* SIGBUS, or the library faulting on its own memory, when it was replaced */
+	cr_assert_eq(pread(fd, &b, 1, off), 1);
+	cr_expect_eq(b, v);
+	cr_expect_eq(range_allocated(fd, off, PG), 1, "the written page is allocated and written");
+}
+
+/* MAP_FIXED into a range the program unmapped: the library's own mmap(NULL)
+ * calls, made before the user's mapping exists, land there first (the alias
+ * right at the target, seen on the host) and the user's MAP_FIXED replaced
+ * them.  A page of the program's own in the middle is replaced, as mmap(2)
+ * replaces it. */
+Test(map_fixed, into_a_free_range_keeps_the_librarys_memory_out)
+{
+	const size_t len = 64 * PG;
+	unsigned char *a, *q;
+	int fd;
+
+	LOOPFS_OR_SKIP(&fs, "ext4", 64, NULL);
+	sm_test_env("SYNCMAP_PRESYNC", "0");
+	fd = make_sparse(fs.dir, "free.dat", len, NULL, 0);
+	a = (unsigned char *)free_range(len);
+	cr_assert_eq(
+		mmap(a + 40 * PG, PG, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0),
+		a + 40 * PG);
+	a[40 * PG] = 'X';
+	q = syncmap_mmap(a, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd, 0);
+	cr_assert_eq(q, a, "syncmap_mmap: %s", strerror(errno));
+	FAULT_OR_SKIP(q);
+	expect_outside(a, len);
+	cr_expect_eq(q[40 * PG], 0, "the program's page was replaced by the file");
+	expect_written(fd, q + len - PG, (off_t)(len - PG), 1);
+	expect_written(fd, q, 0, 2);
+	syncmap_munmap(q, len);
+	close(fd);
+}
+
+/* The same when the move of mremap(MREMAP_FIXED) targets a free range. */
+Test(map_fixed, remap_into_a_free_range_keeps_the_librarys_memory_out)
+{
+	const size_t len = 64 * PG;
+	unsigned char *p, *a, *q;
+	int fd;
+
+	LOOPFS_OR_SKIP(&fs, "ext4", 64, NULL);
+	sm_test_env("SYNCMAP_PRESYNC", "0");
+	fd = make_sparse(fs.dir, "remap.dat", len, NULL, 0);
+	p = syncmap_mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	cr_assert_neq(p, MAP_FAILED);
+	FAULT_OR_SKIP(p);
+	a = (unsigned char *)free_range(len);
+	q = syncmap_mremap(p, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, a);
+	cr_assert_eq(q, a, "syncmap_mremap: %s", strerror(errno));
+	expect_outside(a, len);
+	expect_written(fd, q + len - PG, (off_t)(len - PG), 1);
+	expect_written(fd, q, 0, 2);
+	syncmap_munmap(q, len);
+	close(fd);
+}
+
+/* MAP_FIXED_NOREPLACE into a free range: the library's own mappings landed
+ * there first, and the user's mapping then failed with EEXIST. */
+Test(map_fixed, noreplace_into_a_free_range)
+{
+	const size_t len = 64 * PG;
+	unsigned char *a, *q;
+	int fd;
+
+	LOOPFS_OR_SKIP(&fs, "ext4", 64, NULL);
+	sm_test_env("SYNCMAP_PRESYNC", "0");
+	fd = make_sparse(fs.dir, "noreplace.dat", len, NULL, 0);
+	a = (unsigned char *)free_range(len);
+	q = syncmap_mmap(a, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED_NOREPLACE, fd, 0);
+	cr_assert_eq(q, a, "syncmap_mmap: %s", strerror(errno));
+	FAULT_OR_SKIP(q);
+	expect_outside(a, len);
+	expect_written(fd, q + len - PG, (off_t)(len - PG), 1);
+	syncmap_munmap(q, len);
+	close(fd);
+}
+
+/* Growing in place into the free range right after the mapping: the new
+ * tail's grain map landed there first, so the tail's MAP_FIXED_NOREPLACE
+ * failed and a grow that mremap(2) makes in place failed with ENOMEM. */
+Test(map_fixed, grow_in_place_into_a_free_range)
+{
+	const size_t len = 64 * PG;
+	unsigned char *r, *p, *q;
+	int fd;
+
+	LOOPFS_OR_SKIP(&fs, "ext4", 64, NULL);
+	sm_test_env("SYNCMAP_PRESYNC", "0");
+	fd = make_sparse(fs.dir, "grow.dat", 2 * len, NULL, 0);
+	r = mmap(NULL, 2 * len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	cr_assert_neq(r, MAP_FAILED);
+	p = syncmap_mmap(r, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd, 0);
+	cr_assert_eq(p, r, "syncmap_mmap: %s", strerror(errno));
+	FAULT_OR_SKIP(p);
+	fill_gaps_above((uintptr_t)r + 2 * len, PG);
+	cr_assert_eq(munmap(r + len, len), 0);
+	q = syncmap_mremap(p, len, 2 * len, 0);
+	cr_assert_eq(q, p, "grow in place: %s", strerror(errno));
+	expect_outside(p + len, len);
+	expect_written(fd, q + 2 * len - PG, (off_t)(2 * len - PG), 1);
+	syncmap_munmap(q, 2 * len);
+	close(fd);
+}
+
+/* A MAP_FIXED that fails leaves the range as the program left it, as
+ * mmap(2) does when it refuses: its own page still there, the free parts
+ * still free (no placeholder of the library's left behind). */
+Test(map_fixed, refused_map_fixed_leaves_the_range_as_it_was)
+{
+	const size_t len = 64 * PG;
+	char name[PATH_MAX];
+	unsigned char *a;
+	int fd, ro;
+
+	LOOPFS_OR_SKIP(&fs, "ext4", 64, NULL);
+	fd = make_sparse(fs.dir, "refused.dat", len, name, sizeof(name));
+	ro = open(name, O_RDONLY);
+	cr_assert(ro >= 0);
+	a = (unsigned char *)free_range(len);
+	cr_assert_eq(
+		mmap(a + 40 * PG, PG, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0),
+		a + 40 * PG);
+	a[40 * PG] = 'X';
+	for (int lib = 0; lib < 2; lib++) {
+		void *q;
+
+		errno = 0;
+		q = lib ? syncmap_mmap(a, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, ro, 0)
+			: mmap(a, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, ro, 0);
+		cr_assert_eq(q, MAP_FAILED, "%s: a writable mapping of a read-only descriptor",
+			     lib ? "syncmap" : "kernel");
+		cr_expect_eq(errno, EACCES, "%s: %s", lib ? "syncmap" : "kernel", strerror(errno));
+		cr_expect_eq(a[40 * PG], 'X', "%s: the program's page is intact", lib ? "syncmap" : "kernel");
+		cr_expect_eq(msync(a, 40 * PG, 0), -1, "%s: the free part below stays free",
+			     lib ? "syncmap" : "kernel");
+		cr_expect_eq(msync(a + 41 * PG, len - 41 * PG, 0), -1, "%s: the free part above stays free",
+			     lib ? "syncmap" : "kernel");
+		cr_expect_eq(
+			mmap(a, 40 * PG, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0),
+			a, "%s: nothing left in the free part", lib ? "syncmap" : "kernel");
+		munmap(a, 40 * PG);
+	}
+	munmap(a + 40 * PG, PG);
+	close(ro);
+	close(fd);
 }
