@@ -7,6 +7,7 @@
 
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <linux/magic.h>
 #include <sched.h>
@@ -142,6 +143,75 @@ static int raw_fallocate(int fd, int mode, off_t off, off_t len)
 	return (int)syscall(SYS_fallocate, fd, mode, off, len);
 }
 
+/* The open family: openat(2) on every path (x86_64 and arm64 both have it;
+ * arm64 has no open(2)).  The mode is read only where open(2) reads it. */
+static mode_t mode_of(int flags, va_list ap)
+{
+	return __OPEN_NEEDS_MODE(flags) ? va_arg(ap, mode_t) : 0;
+}
+
+static int raw_openat(int dir, const char *p, int flags, ...)
+{
+	va_list ap;
+	mode_t m;
+
+	va_start(ap, flags);
+	m = mode_of(flags, ap);
+	va_end(ap);
+	return (int)syscall(SYS_openat, dir, p, flags, m);
+}
+
+static int raw_open(const char *p, int flags, ...)
+{
+	va_list ap;
+	mode_t m;
+
+	va_start(ap, flags);
+	m = mode_of(flags, ap);
+	va_end(ap);
+	return raw_openat(AT_FDCWD, p, flags, m);
+}
+
+static int raw_creat(const char *p, mode_t m)
+{
+	return raw_openat(AT_FDCWD, p, O_CREAT | O_WRONLY | O_TRUNC, m);
+}
+
+/* The fortified forms only check that a mode was not needed. */
+static int raw_open_2(const char *p, int flags)
+{
+	return raw_openat(AT_FDCWD, p, flags, 0);
+}
+
+static int raw_openat_2(int dir, const char *p, int flags)
+{
+	return raw_openat(dir, p, flags, 0);
+}
+
+/* stdio has no system call to stand in for it: looked up on the spot, which
+ * only a call made while the shim starts ever does. */
+static FILE *lazy_fopen(const char *p, const char *m)
+{
+	FILE *(*fn)(const char *, const char *) = dlsym(RTLD_NEXT, "fopen");
+
+	if (fn == NULL) {
+		errno = ENOSYS;
+		return NULL;
+	}
+	return fn(p, m);
+}
+
+static FILE *lazy_freopen(const char *p, const char *m, FILE *f)
+{
+	FILE *(*fn)(const char *, const char *, FILE *) = dlsym(RTLD_NEXT, "freopen");
+
+	if (fn == NULL) {
+		errno = ENOSYS;
+		return NULL;
+	}
+	return fn(p, m, f);
+}
+
 const struct pl_real pl_raw = {
 	.mmap = raw_mmap,
 	.munmap = raw_munmap,
@@ -160,6 +230,20 @@ const struct pl_real pl_raw = {
 	.ftruncate = raw_ftruncate,
 	.truncate = raw_truncate,
 	.fallocate = raw_fallocate,
+	.open = raw_open,
+	.open64 = raw_open,
+	.openat = raw_openat,
+	.openat64 = raw_openat,
+	.creat = raw_creat,
+	.creat64 = raw_creat,
+	.open_2 = raw_open_2,
+	.open64_2 = raw_open_2,
+	.openat_2 = raw_openat_2,
+	.openat64_2 = raw_openat_2,
+	.fopen = lazy_fopen,
+	.fopen64 = lazy_fopen,
+	.freopen = lazy_freopen,
+	.freopen64 = lazy_freopen,
 };
 
 /* The next definition of name, or the raw stand-in when there is none (an
@@ -189,6 +273,20 @@ static void resolve(void)
 	RESOLVE(ftruncate, "ftruncate64");
 	RESOLVE(truncate, "truncate64");
 	RESOLVE(fallocate, "fallocate64");
+	RESOLVE(open, "open");
+	RESOLVE(open64, "open64");
+	RESOLVE(openat, "openat");
+	RESOLVE(openat64, "openat64");
+	RESOLVE(creat, "creat");
+	RESOLVE(creat64, "creat64");
+	RESOLVE(open_2, "__open_2");
+	RESOLVE(open64_2, "__open64_2");
+	RESOLVE(openat_2, "__openat_2");
+	RESOLVE(openat64_2, "__openat64_2");
+	RESOLVE(fopen, "fopen");
+	RESOLVE(fopen64, "fopen64");
+	RESOLVE(freopen, "freopen");
+	RESOLVE(freopen64, "freopen64");
 }
 
 void *pl_next(void *_Atomic *slot, const char *name)

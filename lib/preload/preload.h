@@ -6,6 +6,7 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/uio.h>
@@ -68,6 +69,20 @@ struct pl_real {
 	int (*ftruncate)(int, off_t);
 	int (*truncate)(const char *, off_t);
 	int (*fallocate)(int, int, off_t, off_t);
+	int (*open)(const char *, int, ...);
+	int (*open64)(const char *, int, ...);
+	int (*openat)(int, const char *, int, ...);
+	int (*openat64)(int, const char *, int, ...);
+	int (*creat)(const char *, mode_t);
+	int (*creat64)(const char *, mode_t);
+	int (*open_2)(const char *, int);
+	int (*open64_2)(const char *, int);
+	int (*openat_2)(int, const char *, int);
+	int (*openat64_2)(int, const char *, int);
+	FILE *(*fopen)(const char *, const char *);
+	FILE *(*fopen64)(const char *, const char *);
+	FILE *(*freopen)(const char *, const char *, FILE *);
+	FILE *(*freopen64)(const char *, const char *, FILE *);
 };
 extern struct pl_real pl_real;
 extern const struct pl_real pl_raw;
@@ -108,6 +123,15 @@ struct pl_stats {
 extern struct pl_stats pl_stats;
 
 #define PL_STAT_ADD(field, n) __atomic_fetch_add(&pl_stats.field, (uint64_t)(n), __ATOMIC_RELAXED)
+
+/* Is there any mapping of the library's at all?  Lock-free; when there is
+ * none, no block the program frees can need re-protecting (blocks.c). */
+int pl_any_region(void);
+
+/* The blocks of fd's file in [off, off + len) (len 0: to its end) were
+ * freed, shared or moved: re-protect them in the library's mappings, errno
+ * kept (blocks.c). */
+void pl_blocks_changed(int fd, off_t off, off_t len);
 
 /* Set up by pl_start() once ON: the SIGSEGV handler, installed at start so
  * that the program's view of SIGSEGV never depends on whether a FAULT
