@@ -355,7 +355,10 @@ static int under(const char *file, const char *dir)
  * nothing across a crash: the guarantee is void and FAULT mode pure cost
  * (POSIX shm, memfd and /dev/shm are tmpfs).  Pseudo filesystems map kernel
  * or device memory (a PCI BAR through sysfs "resource" files): readying a
- * grain there would populate and sync device memory.
+ * grain there would populate and sync device memory.  memfd_secret(2)
+ * memory (secretmem) refuses get_user_pages, so the library's touch of its
+ * alias (MADV_POPULATE_WRITE) fails with EINVAL and the first write would
+ * die of SIGBUS; it has no disk either.
  */
 static int blockless(unsigned long type)
 {
@@ -373,7 +376,8 @@ static int blockless(unsigned long type)
 	case EFIVARFS_MAGIC:
 	case PSTOREFS_MAGIC:
 	case DEVPTS_SUPER_MAGIC:
-	case ANON_INODE_FS_MAGIC: return 1;
+	case ANON_INODE_FS_MAGIC:
+	case SECRETMEM_MAGIC: return 1;
 	default: return 0;
 	}
 }
