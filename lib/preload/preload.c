@@ -212,6 +212,48 @@ static FILE *lazy_freopen(const char *p, const char *m, FILE *f)
 	return fn(p, m, f);
 }
 
+/* The signal mask.  pthread_sigmask returns the error number; the kernel
+ * takes the size of its sigset (8 bytes), not glibc's (128). */
+static int raw_sigprocmask(int how, const sigset_t *set, sigset_t *old)
+{
+	return (int)syscall(SYS_rt_sigprocmask, how, set, old, (size_t)(_NSIG / 8));
+}
+
+static int raw_pthread_sigmask(int how, const sigset_t *set, sigset_t *old)
+{
+	return raw_sigprocmask(how, set, old) == 0 ? 0 : errno;
+}
+
+static int raw_sigsuspend(const sigset_t *m)
+{
+	return (int)syscall(SYS_rt_sigsuspend, m, (size_t)(_NSIG / 8));
+}
+
+/* Waits with a mask, and pthread_create: looked up on the spot. */
+#define LAZY(name, sym, params, args)                                   \
+	static int lazy_##name params                                   \
+	{                                                               \
+		int(*fn) params = (int(*) params)dlsym(RTLD_NEXT, sym); \
+		if (fn == NULL) {                                       \
+			errno = ENOSYS;                                 \
+			return -1;                                      \
+		}                                                       \
+		return fn args;                                         \
+	}
+
+LAZY(ppoll, "ppoll", (struct pollfd * f, nfds_t n, const struct timespec *t, const sigset_t *m), (f, n, t, m))
+LAZY(ppoll_chk, "__ppoll_chk",
+     (struct pollfd * f, nfds_t n, const struct timespec *t, const sigset_t *m, size_t l), (f, n, t, m, l))
+LAZY(pselect, "pselect",
+     (int n, fd_set *r, fd_set *w, fd_set *e, const struct timespec *t, const sigset_t *m),
+     (n, r, w, e, t, m))
+LAZY(epoll_pwait, "epoll_pwait", (int ep, struct epoll_event *v, int n, int t, const sigset_t *m),
+     (ep, v, n, t, m))
+LAZY(epoll_pwait2, "epoll_pwait2",
+     (int ep, struct epoll_event *v, int n, const struct timespec *t, const sigset_t *m), (ep, v, n, t, m))
+LAZY(pthread_create, "pthread_create", (pthread_t * t, const pthread_attr_t *a, void *(*f)(void *), void *p),
+     (t, a, f, p))
+
 const struct pl_real pl_raw = {
 	.mmap = raw_mmap,
 	.munmap = raw_munmap,
@@ -244,6 +286,15 @@ const struct pl_real pl_raw = {
 	.fopen64 = lazy_fopen,
 	.freopen = lazy_freopen,
 	.freopen64 = lazy_freopen,
+	.pthread_sigmask = raw_pthread_sigmask,
+	.sigprocmask = raw_sigprocmask,
+	.sigsuspend = raw_sigsuspend,
+	.ppoll = lazy_ppoll,
+	.ppoll_chk = lazy_ppoll_chk,
+	.pselect = lazy_pselect,
+	.epoll_pwait = lazy_epoll_pwait,
+	.epoll_pwait2 = lazy_epoll_pwait2,
+	.pthread_create = lazy_pthread_create,
 };
 
 /* The next definition of name, or the raw stand-in when there is none (an
@@ -287,6 +338,15 @@ static void resolve(void)
 	RESOLVE(fopen64, "fopen64");
 	RESOLVE(freopen, "freopen");
 	RESOLVE(freopen64, "freopen64");
+	RESOLVE(pthread_sigmask, "pthread_sigmask");
+	RESOLVE(sigprocmask, "sigprocmask");
+	RESOLVE(sigsuspend, "sigsuspend");
+	RESOLVE(ppoll, "ppoll");
+	RESOLVE(ppoll_chk, "__ppoll_chk");
+	RESOLVE(pselect, "pselect");
+	RESOLVE(epoll_pwait, "epoll_pwait");
+	RESOLVE(epoll_pwait2, "epoll_pwait2");
+	RESOLVE(pthread_create, "pthread_create");
 }
 
 void *pl_next(void *_Atomic *slot, const char *name)
@@ -450,6 +510,7 @@ static int start(void)
 	 * table, not the program's view of it that ours below keeps. */
 	sm_sigaction = pl_real.sigaction;
 	sm_init();
+	pl_masks_start();
 	if (pl_signals_start() != 0) {
 		fprintf(stderr, "libsyncmap-preload: cannot install the SIGSEGV handler (%s): shim off\n",
 			strerror(errno));

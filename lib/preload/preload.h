@@ -2,11 +2,15 @@
 #ifndef SM_PRELOAD_H
 #define SM_PRELOAD_H
 
+#include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/epoll.h>
+#include <sys/select.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/uio.h>
@@ -83,6 +87,15 @@ struct pl_real {
 	FILE *(*fopen64)(const char *, const char *);
 	FILE *(*freopen)(const char *, const char *, FILE *);
 	FILE *(*freopen64)(const char *, const char *, FILE *);
+	int (*pthread_sigmask)(int, const sigset_t *, sigset_t *);
+	int (*sigprocmask)(int, const sigset_t *, sigset_t *);
+	int (*sigsuspend)(const sigset_t *);
+	int (*ppoll)(struct pollfd *, nfds_t, const struct timespec *, const sigset_t *);
+	int (*ppoll_chk)(struct pollfd *, nfds_t, const struct timespec *, const sigset_t *, size_t);
+	int (*pselect)(int, fd_set *, fd_set *, fd_set *, const struct timespec *, const sigset_t *);
+	int (*epoll_pwait)(int, struct epoll_event *, int, int, const sigset_t *);
+	int (*epoll_pwait2)(int, struct epoll_event *, int, const struct timespec *, const sigset_t *);
+	int (*pthread_create)(pthread_t *, const pthread_attr_t *, void *(*)(void *), void *);
 };
 extern struct pl_real pl_real;
 extern const struct pl_real pl_raw;
@@ -137,6 +150,13 @@ void pl_blocks_changed(int fd, off_t off, off_t len);
  * that the program's view of SIGSEGV never depends on whether a FAULT
  * mapping exists yet (signals.c). */
 int pl_signals_start(void);
+
+/* Change this thread's mask as sigprocmask(2) does, SIGSEGV kept
+ * deliverable and the program's wish for it recorded (masks.c). */
+int pl_mask_change(int how, const sigset_t *set, sigset_t *old);
+
+/* At start: a SIGSEGV blocked across execve is unblocked, the wish kept. */
+void pl_masks_start(void);
 
 /* The next definition of name, looked up once and kept in *slot (for the
  * functions no raw system call can stand in for).  NULL if there is none. */
