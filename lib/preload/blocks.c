@@ -22,7 +22,6 @@
 #include <fcntl.h>
 #include <linux/fs.h>
 #include <stdarg.h>
-#include <sys/syscall.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -133,11 +132,8 @@ static void after_ioctl(int fd, unsigned long req, void *arg)
 	}
 }
 
-static void *_Atomic real_ioctl, *_Atomic real_copy_file_range;
-
 PL_EXPORT int ioctl(int fd, unsigned long req, ...)
 {
-	int (*fn)(int, unsigned long, ...) = pl_next(&real_ioctl, "ioctl");
 	va_list ap;
 	void *arg;
 	int rc;
@@ -146,7 +142,7 @@ PL_EXPORT int ioctl(int fd, unsigned long req, ...)
 	va_start(ap, req);
 	arg = va_arg(ap, void *);
 	va_end(ap);
-	rc = fn != NULL ? fn(fd, req, arg) : (int)syscall(SYS_ioctl, fd, req, arg);
+	rc = REAL(ioctl)(fd, req, arg);
 	if (rc == 0 && (req == FICLONE || req == FICLONERANGE || req == FIDEDUPERANGE) && pl_any_region())
 		after_ioctl(fd, req, arg);
 	return rc;
@@ -155,22 +151,16 @@ PL_EXPORT int ioctl(int fd, unsigned long req, ...)
 PL_EXPORT ssize_t copy_file_range(int in, off64_t *in_off, int out, off64_t *out_off, size_t len,
 				  unsigned flags)
 {
-	ssize_t (*fn)(int, off64_t *, int, off64_t *, size_t, unsigned) =
-		pl_next(&real_copy_file_range, "copy_file_range");
 	int track = pl_any_region();
 	off_t from = 0, to = 0;
 	ssize_t n;
 
-	if (fn == NULL) {
-		errno = ENOSYS;
-		return -1;
-	}
 	/* Where the copy starts: the offsets given, or the file positions. */
 	if (track) {
 		from = in_off != NULL ? *in_off : lseek(in, 0, SEEK_CUR);
 		to = out_off != NULL ? *out_off : lseek(out, 0, SEEK_CUR);
 	}
-	n = fn(in, in_off, out, out_off, len, flags);
+	n = REAL(copy_file_range)(in, in_off, out, out_off, len, flags);
 	if (n > 0 && track && from >= 0 && to >= 0)
 		shared(out, to, in, from, (off_t)n);
 	return n;

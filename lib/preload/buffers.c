@@ -294,16 +294,9 @@ PL_EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
 
 /* stdio reads a large request straight into the caller's buffer with its
  * own internal read(2), which no wrapper sees. */
-static void *_Atomic real_fread, *_Atomic real_fread_unlocked;
-
-static size_t stdio_read(void *_Atomic *slot, const char *name, void *buf, size_t size, size_t n, FILE *f)
+static size_t stdio_read(size_t (*fn)(void *, size_t, size_t, FILE *), void *buf, size_t size, size_t n,
+			 FILE *f)
 {
-	size_t (*fn)(void *, size_t, size_t, FILE *) = pl_next(slot, name);
-
-	if (fn == NULL) {
-		errno = ENOSYS;
-		return 0;
-	}
 	if (pl_on() && size != 0 && n <= SIZE_MAX / size && pl_buffer(buf, size * n) != 0)
 		return 0; /* errno says why; the stream is untouched */
 	return fn(buf, size, n, f);
@@ -311,13 +304,13 @@ static size_t stdio_read(void *_Atomic *slot, const char *name, void *buf, size_
 
 PL_EXPORT size_t fread(void *buf, size_t size, size_t n, FILE *f)
 {
-	return stdio_read(&real_fread, "fread", buf, size, n, f);
+	return stdio_read(REAL(fread), buf, size, n, f);
 }
 
 #undef fread_unlocked /* a macro in glibc's stdio.h when optimizing */
 PL_EXPORT size_t fread_unlocked(void *buf, size_t size, size_t n, FILE *f)
 {
-	return stdio_read(&real_fread_unlocked, "fread_unlocked", buf, size, n, f);
+	return stdio_read(REAL(fread_unlocked), buf, size, n, f);
 }
 
 PL_EXPORT int recvmmsg(int fd, struct mmsghdr *vec, unsigned int n, int flags, struct timespec *timeout)

@@ -1,22 +1,17 @@
-/* preload.c -- the shim's start-up: the functions beneath it, its settings, its counters */
+/* preload.c -- the shim's start-up: its state, its settings, the files it takes, its counters */
 #include "preload.h"
 
 #include "config.h"
 #include "fault.h"
-#include "sys.h"
 
-#include <dlfcn.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <linux/magic.h>
 #include <sched.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/auxv.h>
-#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/vfs.h>
 #include <unistd.h>
@@ -24,7 +19,6 @@
 _Atomic int pl_state;
 static _Atomic long init_tid; /* the thread running start(), to tell recursion from a race */
 
-struct pl_real pl_real;
 struct pl_stats pl_stats;
 _Atomic uintptr_t pl_hull_lo = UINTPTR_MAX, pl_hull_hi = 0;
 
@@ -33,332 +27,6 @@ _Atomic uintptr_t pl_hull_lo = UINTPTR_MAX, pl_hull_hi = 0;
 static char *paths[PL_MAX_PATHS];
 static size_t npaths;
 static int paths_set;
-
-/*
- * Raw system calls standing in for the functions beneath us until dlsym has
- * found them.  Only calls made while the shim starts land here: a replacement
- * malloc mapping memory for dlsym, a constructor that ran before ours.
- * 64-bit only, as the library: preadv's offset is one register (the kernel
- * ignores the high half it would take on 32-bit).
- */
-static void *raw_mmap(void *a, size_t l, int p, int f, int fd, off_t o)
-{
-	return sm_sys_mmap(a, l, p, f, fd, o);
-}
-
-static int raw_munmap(void *a, size_t l)
-{
-	return sm_sys_munmap(a, l);
-}
-
-static int raw_mprotect(void *a, size_t l, int p)
-{
-	return sm_sys_mprotect(a, l, p);
-}
-
-static void *raw_mremap(void *old, size_t ol, size_t nl, int flags, ...)
-{
-	void *na = NULL;
-
-	if (flags & MREMAP_FIXED) {
-		va_list ap;
-
-		va_start(ap, flags);
-		na = va_arg(ap, void *);
-		va_end(ap);
-	}
-	return sm_sys_mremap(old, ol, nl, flags, na);
-}
-
-static int raw_madvise(void *a, size_t l, int adv)
-{
-	return (int)syscall(SYS_madvise, a, l, adv);
-}
-
-/* sigaction has no raw equivalent (libc supplies the signal return
- * trampoline), and nothing in dlsym calls it: resolve it on the spot. */
-static int lazy_sigaction(int sig, const struct sigaction *act, struct sigaction *old)
-{
-	int (*fn)(int, const struct sigaction *, struct sigaction *) = dlsym(RTLD_NEXT, "sigaction");
-
-	if (fn == NULL) {
-		errno = ENOSYS;
-		return -1;
-	}
-	return fn(sig, act, old);
-}
-
-static ssize_t raw_read(int fd, void *b, size_t n)
-{
-	return syscall(SYS_read, fd, b, n);
-}
-
-static ssize_t raw_pread(int fd, void *b, size_t n, off_t o)
-{
-	return syscall(SYS_pread64, fd, b, n, o);
-}
-
-static ssize_t raw_readv(int fd, const struct iovec *v, int n)
-{
-	return syscall(SYS_readv, fd, v, n);
-}
-
-static ssize_t raw_preadv(int fd, const struct iovec *v, int n, off_t o)
-{
-	return syscall(SYS_preadv, fd, v, n, o, 0);
-}
-
-static ssize_t raw_preadv2(int fd, const struct iovec *v, int n, off_t o, int fl)
-{
-	return syscall(SYS_preadv2, fd, v, n, o, 0, fl);
-}
-
-static ssize_t raw_recvfrom(int fd, void *b, size_t n, int fl, struct sockaddr *a, socklen_t *al)
-{
-	return syscall(SYS_recvfrom, fd, b, n, fl, a, al);
-}
-
-static ssize_t raw_recvmsg(int fd, struct msghdr *m, int fl)
-{
-	return syscall(SYS_recvmsg, fd, m, fl);
-}
-
-static int raw_recvmmsg(int fd, struct mmsghdr *v, unsigned int n, int fl, struct timespec *t)
-{
-	return (int)syscall(SYS_recvmmsg, fd, v, n, fl, t);
-}
-
-static int raw_ftruncate(int fd, off_t len)
-{
-	return (int)syscall(SYS_ftruncate, fd, len);
-}
-
-static int raw_truncate(const char *p, off_t len)
-{
-	return (int)syscall(SYS_truncate, p, len);
-}
-
-static int raw_fallocate(int fd, int mode, off_t off, off_t len)
-{
-	return (int)syscall(SYS_fallocate, fd, mode, off, len);
-}
-
-/* The open family: openat(2) on every path (x86_64 and arm64 both have it;
- * arm64 has no open(2)).  The mode is read only where open(2) reads it. */
-static mode_t mode_of(int flags, va_list ap)
-{
-	return __OPEN_NEEDS_MODE(flags) ? va_arg(ap, mode_t) : 0;
-}
-
-static int raw_openat(int dir, const char *p, int flags, ...)
-{
-	va_list ap;
-	mode_t m;
-
-	va_start(ap, flags);
-	m = mode_of(flags, ap);
-	va_end(ap);
-	return (int)syscall(SYS_openat, dir, p, flags, m);
-}
-
-static int raw_open(const char *p, int flags, ...)
-{
-	va_list ap;
-	mode_t m;
-
-	va_start(ap, flags);
-	m = mode_of(flags, ap);
-	va_end(ap);
-	return raw_openat(AT_FDCWD, p, flags, m);
-}
-
-static int raw_creat(const char *p, mode_t m)
-{
-	return raw_openat(AT_FDCWD, p, O_CREAT | O_WRONLY | O_TRUNC, m);
-}
-
-/* The fortified forms only check that a mode was not needed. */
-static int raw_open_2(const char *p, int flags)
-{
-	return raw_openat(AT_FDCWD, p, flags, 0);
-}
-
-static int raw_openat_2(int dir, const char *p, int flags)
-{
-	return raw_openat(dir, p, flags, 0);
-}
-
-/* stdio has no system call to stand in for it: looked up on the spot, which
- * only a call made while the shim starts ever does. */
-static FILE *lazy_fopen(const char *p, const char *m)
-{
-	FILE *(*fn)(const char *, const char *) = dlsym(RTLD_NEXT, "fopen");
-
-	if (fn == NULL) {
-		errno = ENOSYS;
-		return NULL;
-	}
-	return fn(p, m);
-}
-
-static FILE *lazy_freopen(const char *p, const char *m, FILE *f)
-{
-	FILE *(*fn)(const char *, const char *, FILE *) = dlsym(RTLD_NEXT, "freopen");
-
-	if (fn == NULL) {
-		errno = ENOSYS;
-		return NULL;
-	}
-	return fn(p, m, f);
-}
-
-/* The signal mask.  pthread_sigmask returns the error number; the kernel
- * takes the size of its sigset (8 bytes), not glibc's (128). */
-static int raw_sigprocmask(int how, const sigset_t *set, sigset_t *old)
-{
-	return (int)syscall(SYS_rt_sigprocmask, how, set, old, (size_t)(_NSIG / 8));
-}
-
-static int raw_pthread_sigmask(int how, const sigset_t *set, sigset_t *old)
-{
-	return raw_sigprocmask(how, set, old) == 0 ? 0 : errno;
-}
-
-static int raw_sigsuspend(const sigset_t *m)
-{
-	return (int)syscall(SYS_rt_sigsuspend, m, (size_t)(_NSIG / 8));
-}
-
-/* Waits with a mask, and pthread_create: looked up on the spot. */
-#define LAZY(name, sym, params, args)                                   \
-	static int lazy_##name params                                   \
-	{                                                               \
-		int(*fn) params = (int(*) params)dlsym(RTLD_NEXT, sym); \
-		if (fn == NULL) {                                       \
-			errno = ENOSYS;                                 \
-			return -1;                                      \
-		}                                                       \
-		return fn args;                                         \
-	}
-
-LAZY(ppoll, "ppoll", (struct pollfd * f, nfds_t n, const struct timespec *t, const sigset_t *m), (f, n, t, m))
-LAZY(ppoll_chk, "__ppoll_chk",
-     (struct pollfd * f, nfds_t n, const struct timespec *t, const sigset_t *m, size_t l), (f, n, t, m, l))
-LAZY(pselect, "pselect",
-     (int n, fd_set *r, fd_set *w, fd_set *e, const struct timespec *t, const sigset_t *m),
-     (n, r, w, e, t, m))
-LAZY(epoll_pwait, "epoll_pwait", (int ep, struct epoll_event *v, int n, int t, const sigset_t *m),
-     (ep, v, n, t, m))
-LAZY(epoll_pwait2, "epoll_pwait2",
-     (int ep, struct epoll_event *v, int n, const struct timespec *t, const sigset_t *m), (ep, v, n, t, m))
-LAZY(pthread_create, "pthread_create", (pthread_t * t, const pthread_attr_t *a, void *(*f)(void *), void *p),
-     (t, a, f, p))
-
-const struct pl_real pl_raw = {
-	.mmap = raw_mmap,
-	.munmap = raw_munmap,
-	.mprotect = raw_mprotect,
-	.mremap = raw_mremap,
-	.madvise = raw_madvise,
-	.sigaction = lazy_sigaction,
-	.read = raw_read,
-	.pread = raw_pread,
-	.readv = raw_readv,
-	.preadv = raw_preadv,
-	.preadv2 = raw_preadv2,
-	.recvfrom = raw_recvfrom,
-	.recvmsg = raw_recvmsg,
-	.recvmmsg = raw_recvmmsg,
-	.ftruncate = raw_ftruncate,
-	.truncate = raw_truncate,
-	.fallocate = raw_fallocate,
-	.open = raw_open,
-	.open64 = raw_open,
-	.openat = raw_openat,
-	.openat64 = raw_openat,
-	.creat = raw_creat,
-	.creat64 = raw_creat,
-	.open_2 = raw_open_2,
-	.open64_2 = raw_open_2,
-	.openat_2 = raw_openat_2,
-	.openat64_2 = raw_openat_2,
-	.fopen = lazy_fopen,
-	.fopen64 = lazy_fopen,
-	.freopen = lazy_freopen,
-	.freopen64 = lazy_freopen,
-	.pthread_sigmask = raw_pthread_sigmask,
-	.sigprocmask = raw_sigprocmask,
-	.sigsuspend = raw_sigsuspend,
-	.ppoll = lazy_ppoll,
-	.ppoll_chk = lazy_ppoll_chk,
-	.pselect = lazy_pselect,
-	.epoll_pwait = lazy_epoll_pwait,
-	.epoll_pwait2 = lazy_epoll_pwait2,
-	.pthread_create = lazy_pthread_create,
-};
-
-/* The next definition of name, or the raw stand-in when there is none (an
- * old libc without preadv2, say). */
-#define RESOLVE(fn, name)                                                        \
-	do {                                                                     \
-		void *p_ = dlsym(RTLD_NEXT, name);                               \
-		pl_real.fn = p_ != NULL ? (__typeof__(pl_raw.fn))p_ : pl_raw.fn; \
-	} while (0)
-
-static void resolve(void)
-{
-	RESOLVE(sigaction, "sigaction");
-	RESOLVE(mmap, "mmap");
-	RESOLVE(munmap, "munmap");
-	RESOLVE(mprotect, "mprotect");
-	RESOLVE(mremap, "mremap");
-	RESOLVE(madvise, "madvise");
-	RESOLVE(read, "read");
-	RESOLVE(pread, "pread64");
-	RESOLVE(readv, "readv");
-	RESOLVE(preadv, "preadv64");
-	RESOLVE(preadv2, "preadv64v2");
-	RESOLVE(recvfrom, "recvfrom");
-	RESOLVE(recvmsg, "recvmsg");
-	RESOLVE(recvmmsg, "recvmmsg");
-	RESOLVE(ftruncate, "ftruncate64");
-	RESOLVE(truncate, "truncate64");
-	RESOLVE(fallocate, "fallocate64");
-	RESOLVE(open, "open");
-	RESOLVE(open64, "open64");
-	RESOLVE(openat, "openat");
-	RESOLVE(openat64, "openat64");
-	RESOLVE(creat, "creat");
-	RESOLVE(creat64, "creat64");
-	RESOLVE(open_2, "__open_2");
-	RESOLVE(open64_2, "__open64_2");
-	RESOLVE(openat_2, "__openat_2");
-	RESOLVE(openat64_2, "__openat64_2");
-	RESOLVE(fopen, "fopen");
-	RESOLVE(fopen64, "fopen64");
-	RESOLVE(freopen, "freopen");
-	RESOLVE(freopen64, "freopen64");
-	RESOLVE(pthread_sigmask, "pthread_sigmask");
-	RESOLVE(sigprocmask, "sigprocmask");
-	RESOLVE(sigsuspend, "sigsuspend");
-	RESOLVE(ppoll, "ppoll");
-	RESOLVE(ppoll_chk, "__ppoll_chk");
-	RESOLVE(pselect, "pselect");
-	RESOLVE(epoll_pwait, "epoll_pwait");
-	RESOLVE(epoll_pwait2, "epoll_pwait2");
-	RESOLVE(pthread_create, "pthread_create");
-}
-
-void *pl_next(void *_Atomic *slot, const char *name)
-{
-	void *fn = atomic_load_explicit(slot, memory_order_relaxed);
-
-	if (fn == NULL) {
-		fn = dlsym(RTLD_NEXT, name);
-		atomic_store_explicit(slot, fn, memory_order_relaxed);
-	}
-	return fn;
-}
 
 static void warn(const char *what, const char *val, const char *why)
 {
@@ -495,7 +163,7 @@ static int start(void)
 {
 	const char *v;
 
-	resolve();
+	pl_resolve();
 	/* Secure-exec (setuid, file capabilities): the environment is the
 	 * caller's, not the program's owner's; touch nothing. */
 	if (getauxval(AT_SECURE) != 0)

@@ -96,9 +96,19 @@ struct pl_real {
 	int (*epoll_pwait)(int, struct epoll_event *, int, int, const sigset_t *);
 	int (*epoll_pwait2)(int, struct epoll_event *, int, const struct timespec *, const sigset_t *);
 	int (*pthread_create)(pthread_t *, const pthread_attr_t *, void *(*)(void *), void *);
+	int (*ioctl)(int, unsigned long, ...);
+	ssize_t (*copy_file_range)(int, off64_t *, int, off64_t *, size_t, unsigned);
+	sighandler_t (*signal)(int, sighandler_t);
+	sighandler_t (*sysv_signal)(int, sighandler_t);
+	sighandler_t (*sigset)(int, sighandler_t);
+	size_t (*fread)(void *, size_t, size_t, FILE *);
+	size_t (*fread_unlocked)(void *, size_t, size_t, FILE *);
 };
 extern struct pl_real pl_real;
 extern const struct pl_real pl_raw;
+
+/* Look every one of them up (dlsym), once, while the shim starts (real.c). */
+void pl_resolve(void);
 
 #define REAL(fn) (atomic_load_explicit(&pl_state, memory_order_acquire) >= PL_OFF ? pl_real.fn : pl_raw.fn)
 
@@ -157,10 +167,6 @@ int pl_mask_change(int how, const sigset_t *set, sigset_t *old);
 
 /* At start: a SIGSEGV blocked across execve is unblocked, the wish kept. */
 void pl_masks_start(void);
-
-/* The next definition of name, looked up once and kept in *slot (for the
- * functions no raw system call can stand in for).  NULL if there is none. */
-void *pl_next(void *_Atomic *slot, const char *name);
 
 /* Make [p, p + len) writable if it lies in FAULT mappings of the shim:
  * 0, or -1 with errno (ENOSPC, EDQUOT, EIO) and nothing done (buffers.c). */

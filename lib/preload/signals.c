@@ -11,7 +11,6 @@
 #include "fault.h"
 #include "region.h"
 
-#include <dlfcn.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -141,29 +140,21 @@ static sighandler_t set_handler(sighandler_t h, int flags, int self_blocked)
 /* The next definition of a signal()-like function.  It installs a mask
  * without SIGSEGV (sa_mask {sig} or empty), which the program reads back as
  * such from now on; SIG_HOLD leaves the action alone. */
-static sighandler_t next_signal(void *_Atomic *slot, const char *name, int sig, sighandler_t h)
+static sighandler_t next_signal(sighandler_t (*fn)(int, sighandler_t), int sig, sighandler_t h)
 {
-	sighandler_t (*fn)(int, sighandler_t) = pl_next(slot, name);
-	sighandler_t old;
+	sighandler_t old = fn(sig, h);
 
-	if (fn == NULL) {
-		errno = ENOSYS;
-		return SIG_ERR;
-	}
-	old = fn(sig, h);
 	if (old != SIG_ERR && h != SIG_HOLD && sig >= 1 && sig <= 64)
 		note_sa_mask(sig, 0);
 	return old;
 }
-
-static void *_Atomic real_signal, *_Atomic real_sysv_signal, *_Atomic real_sigset;
 
 /* BSD semantics, as glibc's signal(): restart, the signal blocked in its handler. */
 PL_EXPORT sighandler_t signal(int sig, sighandler_t h)
 {
 	if (kept(sig))
 		return set_handler(h, SA_RESTART, 1);
-	return next_signal(&real_signal, "signal", sig, h);
+	return next_signal(REAL(signal), sig, h);
 }
 
 PL_EXPORT sighandler_t bsd_signal(int sig, sighandler_t h)
@@ -176,7 +167,7 @@ PL_EXPORT sighandler_t sysv_signal(int sig, sighandler_t h)
 {
 	if (kept(sig))
 		return set_handler(h, SA_RESETHAND | SA_NODEFER, 0);
-	return next_signal(&real_sysv_signal, "sysv_signal", sig, h);
+	return next_signal(REAL(sysv_signal), sig, h);
 }
 
 PL_EXPORT sighandler_t __sysv_signal(int sig, sighandler_t h)
@@ -193,7 +184,7 @@ PL_EXPORT sighandler_t sigset(int sig, sighandler_t h)
 	sigset_t one, was;
 
 	if (!kept(sig))
-		return next_signal(&real_sigset, "sigset", sig, h);
+		return next_signal(REAL(sigset), sig, h);
 	sigemptyset(&one);
 	sigaddset(&one, SIGSEGV);
 	/* The mask as the program sees it (masks.c): SIGSEGV is never blocked
