@@ -75,6 +75,7 @@ static int pseudo_fs(unsigned long type)
 {
 	switch (type) {
 	case HUGETLBFS_MAGIC: /* pages too large for grains, and no disk */
+	case SECRETMEM_MAGIC: /* memfd_secret: no GUP, so no populate of the alias (EINVAL) */
 	case SYSFS_MAGIC:
 	case PROC_SUPER_MAGIC:
 	case DEBUGFS_MAGIC:

@@ -22,18 +22,15 @@
 #include <fcntl.h>
 #include <linux/fs.h>
 #include <stdarg.h>
-#include <sys/syscall.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* Is there any mapping of the library's at all?  Lock-free; when there is
- * none, nothing can need re-protecting. */
-static int any_region(void)
+int pl_any_region(void)
 {
 	return pl_on() && sm_regions_any(0, UINTPTR_MAX);
 }
 
-static void changed(int fd, off_t off, off_t len)
+void pl_blocks_changed(int fd, off_t off, off_t len)
 {
 	int saved = errno;
 
@@ -52,11 +49,11 @@ static int shrinks(const struct stat *st, off_t len)
 PL_EXPORT int ftruncate(int fd, off_t len)
 {
 	struct stat st;
-	int track = any_region() && fstat(fd, &st) == 0 && shrinks(&st, len);
+	int track = pl_any_region() && fstat(fd, &st) == 0 && shrinks(&st, len);
 	int rc = REAL(ftruncate)(fd, len);
 
 	if (rc == 0 && track)
-		changed(fd, len, 0);
+		pl_blocks_changed(fd, len, 0);
 	return rc;
 }
 
@@ -68,7 +65,7 @@ PL_EXPORT int ftruncate64(int fd, off64_t len)
 PL_EXPORT int truncate(const char *path, off_t len)
 {
 	struct stat st;
-	int track = any_region() && stat(path, &st) == 0 && shrinks(&st, len);
+	int track = pl_any_region() && stat(path, &st) == 0 && shrinks(&st, len);
 	int rc = REAL(truncate)(path, len);
 
 	if (rc == 0 && track) {
@@ -77,7 +74,7 @@ PL_EXPORT int truncate(const char *path, off_t len)
 		int fd = open(path, O_PATH | O_CLOEXEC);
 
 		if (fd >= 0) {
-			changed(fd, len, 0);
+			pl_blocks_changed(fd, len, 0);
 			close(fd);
 		}
 	}
@@ -97,8 +94,9 @@ PL_EXPORT int fallocate(int fd, int mode, off_t off, off_t len)
 	 * blocks alone.  Every other mode may free, unwrite (ZERO_RANGE leaves
 	 * unwritten extents on ext4), share or move blocks; collapse and insert
 	 * move everything after off. */
-	if (rc == 0 && (mode & ~FALLOC_FL_KEEP_SIZE) != 0 && any_region())
-		changed(fd, off, (mode & (FALLOC_FL_COLLAPSE_RANGE | FALLOC_FL_INSERT_RANGE)) ? 0 : len);
+	if (rc == 0 && (mode & ~FALLOC_FL_KEEP_SIZE) != 0 && pl_any_region())
+		pl_blocks_changed(fd, off,
+				  (mode & (FALLOC_FL_COLLAPSE_RANGE | FALLOC_FL_INSERT_RANGE)) ? 0 : len);
 	return rc;
 }
 
@@ -111,8 +109,8 @@ PL_EXPORT int fallocate64(int fd, int mode, off64_t off, off64_t len)
  * to the end of the file. */
 static void shared(int dst, off_t dst_off, int src, off_t src_off, off_t len)
 {
-	changed(dst, dst_off, len);
-	changed(src, src_off, len);
+	pl_blocks_changed(dst, dst_off, len);
+	pl_blocks_changed(src, src_off, len);
 }
 
 static void after_ioctl(int fd, unsigned long req, void *arg)
@@ -134,11 +132,8 @@ static void after_ioctl(int fd, unsigned long req, void *arg)
 	}
 }
 
-static void *_Atomic real_ioctl, *_Atomic real_copy_file_range;
-
 PL_EXPORT int ioctl(int fd, unsigned long req, ...)
 {
-	int (*fn)(int, unsigned long, ...) = pl_next(&real_ioctl, "ioctl");
 	va_list ap;
 	void *arg;
 	int rc;
@@ -147,8 +142,8 @@ PL_EXPORT int ioctl(int fd, unsigned long req, ...)
 	va_start(ap, req);
 	arg = va_arg(ap, void *);
 	va_end(ap);
-	rc = fn != NULL ? fn(fd, req, arg) : (int)syscall(SYS_ioctl, fd, req, arg);
-	if (rc == 0 && (req == FICLONE || req == FICLONERANGE || req == FIDEDUPERANGE) && any_region())
+	rc = REAL(ioctl)(fd, req, arg);
+	if (rc == 0 && (req == FICLONE || req == FICLONERANGE || req == FIDEDUPERANGE) && pl_any_region())
 		after_ioctl(fd, req, arg);
 	return rc;
 }
@@ -156,22 +151,16 @@ PL_EXPORT int ioctl(int fd, unsigned long req, ...)
 PL_EXPORT ssize_t copy_file_range(int in, off64_t *in_off, int out, off64_t *out_off, size_t len,
 				  unsigned flags)
 {
-	ssize_t (*fn)(int, off64_t *, int, off64_t *, size_t, unsigned) =
-		pl_next(&real_copy_file_range, "copy_file_range");
-	int track = any_region();
+	int track = pl_any_region();
 	off_t from = 0, to = 0;
 	ssize_t n;
 
-	if (fn == NULL) {
-		errno = ENOSYS;
-		return -1;
-	}
 	/* Where the copy starts: the offsets given, or the file positions. */
 	if (track) {
 		from = in_off != NULL ? *in_off : lseek(in, 0, SEEK_CUR);
 		to = out_off != NULL ? *out_off : lseek(out, 0, SEEK_CUR);
 	}
-	n = fn(in, in_off, out, out_off, len, flags);
+	n = REAL(copy_file_range)(in, in_off, out, out_off, len, flags);
 	if (n > 0 && track && from >= 0 && to >= 0)
 		shared(out, to, in, from, (off_t)n);
 	return n;

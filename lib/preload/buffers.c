@@ -19,6 +19,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -121,23 +122,42 @@ static int any_taken(void)
 }
 
 /*
- * Copy n bytes of the program's memory that the kernel would read (an iovec
- * array, a msghdr): a bad pointer must come back as the kernel's EFAULT, not
- * as our SIGSEGV.  process_vm_readv on ourselves checks it; where seccomp
- * forbids it (EPERM, ENOSYS) the copy is direct.  -1: the pointer is bad.
+ * Can the kernel read [p, p + n)?  It answers for us, with no side effect:
+ * rt_sigprocmask copies the new set in first (EFAULT if it cannot), and
+ * only then looks at how, an invalid how being EINVAL with the mask left
+ * alone (kernel/signal.c).  It reads 8 bytes; readability is per page, so
+ * one probe per page the range touches, the last one ending at p + n.
+ * Chosen over process_vm_readv on ourselves, which seccomp filters
+ * (systemd's SystemCallFilter=, container runtimes) commonly kill for,
+ * while rt_sigprocmask is one every program makes (glibc, for each thread
+ * it creates; the library, for its own handler).  n >= 8.
  */
+static int readable(const void *p, size_t n)
+{
+	uintptr_t s = (uintptr_t)p, e = s + n, pg = sm_cfg.page;
+
+	for (uintptr_t a = s; a < e; a = (a & ~(pg - 1)) + pg) {
+		uintptr_t q = e - a >= 8 ? a : e - 8;
+
+		if (syscall(SYS_rt_sigprocmask, -1, (void *)q, NULL, (size_t)8) != 0 && errno == EFAULT)
+			return 0;
+	}
+	return e > s; /* wraps: the kernel's EFAULT */
+}
+
+/* Copy n bytes of the program's memory that the kernel would read (an
+ * iovec array, a msghdr): a bad pointer must come back as the kernel's
+ * EFAULT, not as our SIGSEGV.  -1: the pointer is bad.  (A thread that
+ * unmaps the array while another passes it to readv races its own call.) */
 static int copy_in(void *dst, const void *src, size_t n)
 {
-	struct iovec l = {dst, n}, r = {(void *)src, n};
-	int saved = errno;
-	ssize_t k = process_vm_readv(getpid(), &l, 1, &r, 1, 0);
+	int saved = errno, ok = readable(src, n);
 
-	if (k < 0 && (errno == EPERM || errno == ENOSYS)) {
-		memcpy(dst, src, n);
-		k = (ssize_t)n;
-	}
 	errno = saved;
-	return k == (ssize_t)n ? 0 : -1;
+	if (!ok)
+		return -1;
+	memcpy(dst, src, n);
+	return 0;
 }
 
 #define IOV_CHUNK 64
@@ -294,16 +314,9 @@ PL_EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
 
 /* stdio reads a large request straight into the caller's buffer with its
  * own internal read(2), which no wrapper sees. */
-static void *_Atomic real_fread, *_Atomic real_fread_unlocked;
-
-static size_t stdio_read(void *_Atomic *slot, const char *name, void *buf, size_t size, size_t n, FILE *f)
+static size_t stdio_read(size_t (*fn)(void *, size_t, size_t, FILE *), void *buf, size_t size, size_t n,
+			 FILE *f)
 {
-	size_t (*fn)(void *, size_t, size_t, FILE *) = pl_next(slot, name);
-
-	if (fn == NULL) {
-		errno = ENOSYS;
-		return 0;
-	}
 	if (pl_on() && size != 0 && n <= SIZE_MAX / size && pl_buffer(buf, size * n) != 0)
 		return 0; /* errno says why; the stream is untouched */
 	return fn(buf, size, n, f);
@@ -311,13 +324,13 @@ static size_t stdio_read(void *_Atomic *slot, const char *name, void *buf, size_
 
 PL_EXPORT size_t fread(void *buf, size_t size, size_t n, FILE *f)
 {
-	return stdio_read(&real_fread, "fread", buf, size, n, f);
+	return stdio_read(REAL(fread), buf, size, n, f);
 }
 
 #undef fread_unlocked /* a macro in glibc's stdio.h when optimizing */
 PL_EXPORT size_t fread_unlocked(void *buf, size_t size, size_t n, FILE *f)
 {
-	return stdio_read(&real_fread_unlocked, "fread_unlocked", buf, size, n, f);
+	return stdio_read(REAL(fread_unlocked), buf, size, n, f);
 }
 
 PL_EXPORT int recvmmsg(int fd, struct mmsghdr *vec, unsigned int n, int flags, struct timespec *timeout)

@@ -1,21 +1,17 @@
-/* preload.c -- the shim's start-up: the functions beneath it, its settings, its counters */
+/* preload.c -- the shim's start-up: its state, its settings, the files it takes, its counters */
 #include "preload.h"
 
 #include "config.h"
 #include "fault.h"
-#include "sys.h"
 
-#include <dlfcn.h>
 #include <errno.h>
 #include <limits.h>
 #include <linux/magic.h>
 #include <sched.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/auxv.h>
-#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/vfs.h>
 #include <unistd.h>
@@ -23,7 +19,6 @@
 _Atomic int pl_state;
 static _Atomic long init_tid; /* the thread running start(), to tell recursion from a race */
 
-struct pl_real pl_real;
 struct pl_stats pl_stats;
 _Atomic uintptr_t pl_hull_lo = UINTPTR_MAX, pl_hull_hi = 0;
 
@@ -32,175 +27,6 @@ _Atomic uintptr_t pl_hull_lo = UINTPTR_MAX, pl_hull_hi = 0;
 static char *paths[PL_MAX_PATHS];
 static size_t npaths;
 static int paths_set;
-
-/*
- * Raw system calls standing in for the functions beneath us until dlsym has
- * found them.  Only calls made while the shim starts land here: a replacement
- * malloc mapping memory for dlsym, a constructor that ran before ours.
- * 64-bit only, as the library: preadv's offset is one register (the kernel
- * ignores the high half it would take on 32-bit).
- */
-static void *raw_mmap(void *a, size_t l, int p, int f, int fd, off_t o)
-{
-	return sm_sys_mmap(a, l, p, f, fd, o);
-}
-
-static int raw_munmap(void *a, size_t l)
-{
-	return sm_sys_munmap(a, l);
-}
-
-static int raw_mprotect(void *a, size_t l, int p)
-{
-	return sm_sys_mprotect(a, l, p);
-}
-
-static void *raw_mremap(void *old, size_t ol, size_t nl, int flags, ...)
-{
-	void *na = NULL;
-
-	if (flags & MREMAP_FIXED) {
-		va_list ap;
-
-		va_start(ap, flags);
-		na = va_arg(ap, void *);
-		va_end(ap);
-	}
-	return sm_sys_mremap(old, ol, nl, flags, na);
-}
-
-static int raw_madvise(void *a, size_t l, int adv)
-{
-	return (int)syscall(SYS_madvise, a, l, adv);
-}
-
-/* sigaction has no raw equivalent (libc supplies the signal return
- * trampoline), and nothing in dlsym calls it: resolve it on the spot. */
-static int lazy_sigaction(int sig, const struct sigaction *act, struct sigaction *old)
-{
-	int (*fn)(int, const struct sigaction *, struct sigaction *) = dlsym(RTLD_NEXT, "sigaction");
-
-	if (fn == NULL) {
-		errno = ENOSYS;
-		return -1;
-	}
-	return fn(sig, act, old);
-}
-
-static ssize_t raw_read(int fd, void *b, size_t n)
-{
-	return syscall(SYS_read, fd, b, n);
-}
-
-static ssize_t raw_pread(int fd, void *b, size_t n, off_t o)
-{
-	return syscall(SYS_pread64, fd, b, n, o);
-}
-
-static ssize_t raw_readv(int fd, const struct iovec *v, int n)
-{
-	return syscall(SYS_readv, fd, v, n);
-}
-
-static ssize_t raw_preadv(int fd, const struct iovec *v, int n, off_t o)
-{
-	return syscall(SYS_preadv, fd, v, n, o, 0);
-}
-
-static ssize_t raw_preadv2(int fd, const struct iovec *v, int n, off_t o, int fl)
-{
-	return syscall(SYS_preadv2, fd, v, n, o, 0, fl);
-}
-
-static ssize_t raw_recvfrom(int fd, void *b, size_t n, int fl, struct sockaddr *a, socklen_t *al)
-{
-	return syscall(SYS_recvfrom, fd, b, n, fl, a, al);
-}
-
-static ssize_t raw_recvmsg(int fd, struct msghdr *m, int fl)
-{
-	return syscall(SYS_recvmsg, fd, m, fl);
-}
-
-static int raw_recvmmsg(int fd, struct mmsghdr *v, unsigned int n, int fl, struct timespec *t)
-{
-	return (int)syscall(SYS_recvmmsg, fd, v, n, fl, t);
-}
-
-static int raw_ftruncate(int fd, off_t len)
-{
-	return (int)syscall(SYS_ftruncate, fd, len);
-}
-
-static int raw_truncate(const char *p, off_t len)
-{
-	return (int)syscall(SYS_truncate, p, len);
-}
-
-static int raw_fallocate(int fd, int mode, off_t off, off_t len)
-{
-	return (int)syscall(SYS_fallocate, fd, mode, off, len);
-}
-
-const struct pl_real pl_raw = {
-	.mmap = raw_mmap,
-	.munmap = raw_munmap,
-	.mprotect = raw_mprotect,
-	.mremap = raw_mremap,
-	.madvise = raw_madvise,
-	.sigaction = lazy_sigaction,
-	.read = raw_read,
-	.pread = raw_pread,
-	.readv = raw_readv,
-	.preadv = raw_preadv,
-	.preadv2 = raw_preadv2,
-	.recvfrom = raw_recvfrom,
-	.recvmsg = raw_recvmsg,
-	.recvmmsg = raw_recvmmsg,
-	.ftruncate = raw_ftruncate,
-	.truncate = raw_truncate,
-	.fallocate = raw_fallocate,
-};
-
-/* The next definition of name, or the raw stand-in when there is none (an
- * old libc without preadv2, say). */
-#define RESOLVE(fn, name)                                                        \
-	do {                                                                     \
-		void *p_ = dlsym(RTLD_NEXT, name);                               \
-		pl_real.fn = p_ != NULL ? (__typeof__(pl_raw.fn))p_ : pl_raw.fn; \
-	} while (0)
-
-static void resolve(void)
-{
-	RESOLVE(sigaction, "sigaction");
-	RESOLVE(mmap, "mmap");
-	RESOLVE(munmap, "munmap");
-	RESOLVE(mprotect, "mprotect");
-	RESOLVE(mremap, "mremap");
-	RESOLVE(madvise, "madvise");
-	RESOLVE(read, "read");
-	RESOLVE(pread, "pread64");
-	RESOLVE(readv, "readv");
-	RESOLVE(preadv, "preadv64");
-	RESOLVE(preadv2, "preadv64v2");
-	RESOLVE(recvfrom, "recvfrom");
-	RESOLVE(recvmsg, "recvmsg");
-	RESOLVE(recvmmsg, "recvmmsg");
-	RESOLVE(ftruncate, "ftruncate64");
-	RESOLVE(truncate, "truncate64");
-	RESOLVE(fallocate, "fallocate64");
-}
-
-void *pl_next(void *_Atomic *slot, const char *name)
-{
-	void *fn = atomic_load_explicit(slot, memory_order_relaxed);
-
-	if (fn == NULL) {
-		fn = dlsym(RTLD_NEXT, name);
-		atomic_store_explicit(slot, fn, memory_order_relaxed);
-	}
-	return fn;
-}
 
 static void warn(const char *what, const char *val, const char *why)
 {
@@ -257,7 +83,10 @@ static int under(const char *file, const char *dir)
  * nothing across a crash: the guarantee is void and FAULT mode pure cost
  * (POSIX shm, memfd and /dev/shm are tmpfs).  Pseudo filesystems map kernel
  * or device memory (a PCI BAR through sysfs "resource" files): readying a
- * grain there would populate and sync device memory.
+ * grain there would populate and sync device memory.  memfd_secret(2)
+ * memory (secretmem) refuses get_user_pages, so the library's touch of its
+ * alias (MADV_POPULATE_WRITE) fails with EINVAL and the first write would
+ * die of SIGBUS; it has no disk either.
  */
 static int blockless(unsigned long type)
 {
@@ -275,7 +104,8 @@ static int blockless(unsigned long type)
 	case EFIVARFS_MAGIC:
 	case PSTOREFS_MAGIC:
 	case DEVPTS_SUPER_MAGIC:
-	case ANON_INODE_FS_MAGIC: return 1;
+	case ANON_INODE_FS_MAGIC:
+	case SECRETMEM_MAGIC: return 1;
 	default: return 0;
 	}
 }
@@ -333,7 +163,7 @@ static int start(void)
 {
 	const char *v;
 
-	resolve();
+	pl_resolve();
 	/* Secure-exec (setuid, file capabilities): the environment is the
 	 * caller's, not the program's owner's; touch nothing. */
 	if (getauxval(AT_SECURE) != 0)
@@ -348,6 +178,7 @@ static int start(void)
 	 * table, not the program's view of it that ours below keeps. */
 	sm_sigaction = pl_real.sigaction;
 	sm_init();
+	pl_masks_start();
 	if (pl_signals_start() != 0) {
 		fprintf(stderr, "libsyncmap-preload: cannot install the SIGSEGV handler (%s): shim off\n",
 			strerror(errno));

@@ -2,10 +2,15 @@
 #ifndef SM_PRELOAD_H
 #define SM_PRELOAD_H
 
+#include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <sys/epoll.h>
+#include <sys/select.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/uio.h>
@@ -68,9 +73,42 @@ struct pl_real {
 	int (*ftruncate)(int, off_t);
 	int (*truncate)(const char *, off_t);
 	int (*fallocate)(int, int, off_t, off_t);
+	int (*open)(const char *, int, ...);
+	int (*open64)(const char *, int, ...);
+	int (*openat)(int, const char *, int, ...);
+	int (*openat64)(int, const char *, int, ...);
+	int (*creat)(const char *, mode_t);
+	int (*creat64)(const char *, mode_t);
+	int (*open_2)(const char *, int);
+	int (*open64_2)(const char *, int);
+	int (*openat_2)(int, const char *, int);
+	int (*openat64_2)(int, const char *, int);
+	FILE *(*fopen)(const char *, const char *);
+	FILE *(*fopen64)(const char *, const char *);
+	FILE *(*freopen)(const char *, const char *, FILE *);
+	FILE *(*freopen64)(const char *, const char *, FILE *);
+	int (*pthread_sigmask)(int, const sigset_t *, sigset_t *);
+	int (*sigprocmask)(int, const sigset_t *, sigset_t *);
+	int (*sigsuspend)(const sigset_t *);
+	int (*ppoll)(struct pollfd *, nfds_t, const struct timespec *, const sigset_t *);
+	int (*ppoll_chk)(struct pollfd *, nfds_t, const struct timespec *, const sigset_t *, size_t);
+	int (*pselect)(int, fd_set *, fd_set *, fd_set *, const struct timespec *, const sigset_t *);
+	int (*epoll_pwait)(int, struct epoll_event *, int, int, const sigset_t *);
+	int (*epoll_pwait2)(int, struct epoll_event *, int, const struct timespec *, const sigset_t *);
+	int (*pthread_create)(pthread_t *, const pthread_attr_t *, void *(*)(void *), void *);
+	int (*ioctl)(int, unsigned long, ...);
+	ssize_t (*copy_file_range)(int, off64_t *, int, off64_t *, size_t, unsigned);
+	sighandler_t (*signal)(int, sighandler_t);
+	sighandler_t (*sysv_signal)(int, sighandler_t);
+	sighandler_t (*sigset)(int, sighandler_t);
+	size_t (*fread)(void *, size_t, size_t, FILE *);
+	size_t (*fread_unlocked)(void *, size_t, size_t, FILE *);
 };
 extern struct pl_real pl_real;
 extern const struct pl_real pl_raw;
+
+/* Look every one of them up (dlsym), once, while the shim starts (real.c). */
+void pl_resolve(void);
 
 #define REAL(fn) (atomic_load_explicit(&pl_state, memory_order_acquire) >= PL_OFF ? pl_real.fn : pl_raw.fn)
 
@@ -109,14 +147,26 @@ extern struct pl_stats pl_stats;
 
 #define PL_STAT_ADD(field, n) __atomic_fetch_add(&pl_stats.field, (uint64_t)(n), __ATOMIC_RELAXED)
 
+/* Is there any mapping of the library's at all?  Lock-free; when there is
+ * none, no block the program frees can need re-protecting (blocks.c). */
+int pl_any_region(void);
+
+/* The blocks of fd's file in [off, off + len) (len 0: to its end) were
+ * freed, shared or moved: re-protect them in the library's mappings, errno
+ * kept (blocks.c). */
+void pl_blocks_changed(int fd, off_t off, off_t len);
+
 /* Set up by pl_start() once ON: the SIGSEGV handler, installed at start so
  * that the program's view of SIGSEGV never depends on whether a FAULT
  * mapping exists yet (signals.c). */
 int pl_signals_start(void);
 
-/* The next definition of name, looked up once and kept in *slot (for the
- * functions no raw system call can stand in for).  NULL if there is none. */
-void *pl_next(void *_Atomic *slot, const char *name);
+/* Change this thread's mask as sigprocmask(2) does, SIGSEGV kept
+ * deliverable and the program's wish for it recorded (masks.c). */
+int pl_mask_change(int how, const sigset_t *set, sigset_t *old);
+
+/* At start: a SIGSEGV blocked across execve is unblocked, the wish kept. */
+void pl_masks_start(void);
 
 /* Make [p, p + len) writable if it lies in FAULT mappings of the shim:
  * 0, or -1 with errno (ENOSPC, EDQUOT, EIO) and nothing done (buffers.c). */
