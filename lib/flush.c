@@ -104,9 +104,12 @@ int sm_flush_eadr(void)
 	return eadr;
 }
 
+/* libpmem2 reads its PMEM_NO_* variables with secure_getenv (os_getenv in
+ * PMDK's core): in a set-user-ID program they change nothing, and the name
+ * we report must not either. */
 static int env_on(const char *name)
 {
-	const char *v = getenv(name);
+	const char *v = secure_getenv(name);
 
 	return v != NULL && strcmp(v, "1") == 0;
 }
