@@ -10,6 +10,12 @@
 
 struct sm_config sm_cfg;
 
+/* Every variable is read with secure_getenv, never getenv: in a set-user-ID
+ * or set-group-ID program (or one with file capabilities) the kernel sets
+ * AT_SECURE and glibc's secure_getenv returns NULL, so whoever runs the
+ * program cannot change how it persists its data (SYNCMAP_FLUSH=cpu on page
+ * cache loses data) or how much it syncs per fault: it gets the defaults. */
+
 static void warn_bad(const char *name, const char *val, const char *why)
 {
 	fprintf(stderr, "libsyncmap: ignoring %s=%s: %s\n", name, val, why);
@@ -53,7 +59,7 @@ int sm_parse_size(const char *s, size_t *out)
 
 static int pick(const char *name, const char *const *words, int n, int dflt)
 {
-	const char *v = getenv(name);
+	const char *v = secure_getenv(name);
 
 	if (v == NULL || *v == '\0')
 		return dflt;
@@ -66,7 +72,7 @@ static int pick(const char *name, const char *const *words, int n, int dflt)
 
 static size_t load_grain(size_t page)
 {
-	const char *v = getenv("SYNCMAP_GRAIN");
+	const char *v = secure_getenv("SYNCMAP_GRAIN");
 	size_t g;
 
 	if (v == NULL || *v == '\0')
@@ -80,7 +86,7 @@ static size_t load_grain(size_t page)
 
 static int load_int(const char *name, int lo, int hi, int dflt)
 {
-	const char *v = getenv(name);
+	const char *v = secure_getenv(name);
 	char *end;
 	long n;
 

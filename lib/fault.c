@@ -25,14 +25,22 @@
 
 int (*sm_sigaction)(int, const struct sigaction *, struct sigaction *) = sigaction;
 
-/* The chained handler, double-buffered so the handler reads a consistent copy
- * while the shim records a new one: writers fill the slot not in use, then
- * publish its index.  Writers are serialized by a spinlock taken with every
- * signal blocked (a program may call sigaction from a signal handler, so a
- * mutex could deadlock), and held across fork by the atfork handlers (so a
- * child never inherits it taken). */
-static struct sigaction chained[2];
-static _Atomic int chained_idx;
+/* The chained handler, under a sequence lock: the signal handler, on any
+ * thread at any moment, must read a consistent copy while the shim records a
+ * new one, and may take no lock.  The writer makes the sequence odd, stores
+ * the words, makes it even again; a reader retries while it is odd or changed
+ * under it.  (A double buffer is not enough: two sigaction calls in a row
+ * rewrite the slot a preempted reader is still copying.)  The words are
+ * atomics so that the racing reads are defined.  Writers are serialized by a
+ * spinlock taken with every signal blocked (a program may call sigaction from
+ * a signal handler, so a mutex could deadlock), and held across fork by the
+ * atfork handlers (so a child never inherits it taken).  The caller's act and
+ * old are touched outside that lock: with SIGSEGV blocked, a fault on a bad
+ * pointer would kill the program (the kernel forces a blocked fault signal to
+ * its default action) instead of reaching its handler. */
+#define CHAIN_WORDS ((sizeof(struct sigaction) + sizeof(unsigned long) - 1) / sizeof(unsigned long))
+static _Atomic unsigned long chained_words[CHAIN_WORDS];
+static _Atomic unsigned chained_seq;
 static atomic_flag chain_busy = ATOMIC_FLAG_INIT;
 /* Set when the chained handler had SA_RESETHAND and has run once: from then
  * on it is SIG_DFL, as the kernel would have reset it. */
@@ -60,30 +68,68 @@ void sm_fault_unlock_chain(const sigset_t *saved)
 	pthread_sigmask(SIG_SETMASK, saved, NULL);
 }
 
+/* Chain lock held.  Every word is stored with release order: a reader that
+ * reads any new word (acquire) also sees the odd sequence stored before it,
+ * and a reader that sees the final even sequence sees every word.  (Release
+ * and acquire cost nothing on x86; standalone fences would, and TSan does
+ * not model them.) */
+static void chained_store(const struct sigaction *act)
+{
+	unsigned long w[CHAIN_WORDS] = {0};
+	unsigned seq = atomic_load_explicit(&chained_seq, memory_order_relaxed);
+
+	memcpy(w, act, sizeof(*act));
+	atomic_store_explicit(&chained_seq, seq + 1, memory_order_relaxed);
+	for (size_t i = 0; i < CHAIN_WORDS; i++)
+		atomic_store_explicit(&chained_words[i], w[i], memory_order_release);
+	atomic_store(&chained_reset, 0);
+	atomic_store_explicit(&chained_seq, seq + 2, memory_order_release);
+}
+
+/* Async-signal-safe and lock-free: retries while a writer is at work (on
+ * another thread: a writer blocks every signal first, so it never runs
+ * under a reader on its own thread).  Acquire loads keep the second read of
+ * the sequence after every word. */
+static void chained_load(struct sigaction *out)
+{
+	unsigned long w[CHAIN_WORDS];
+	unsigned s1, s2;
+
+	for (;;) {
+		s1 = atomic_load_explicit(&chained_seq, memory_order_acquire);
+		if (s1 & 1) {
+			sched_yield();
+			continue;
+		}
+		for (size_t i = 0; i < CHAIN_WORDS; i++)
+			w[i] = atomic_load_explicit(&chained_words[i], memory_order_acquire);
+		s2 = atomic_load_explicit(&chained_seq, memory_order_acquire);
+		if (s1 == s2)
+			break;
+	}
+	memcpy(out, w, sizeof(*out));
+}
+
 void sm_fault_set_chained(const struct sigaction *act, struct sigaction *old)
 {
-	struct sigaction copy;
+	struct sigaction copy, prev;
 	sigset_t saved;
-	int i;
 
 	if (act != NULL)
 		copy = *act; /* act and old may be the same struct */
 	sm_fault_lock_chain(&saved);
-	i = atomic_load(&chained_idx);
-
 	if (old != NULL) {
-		*old = chained[i];
+		chained_load(&prev);
 		if (atomic_load(&chained_reset)) {
-			memset(old, 0, sizeof(*old));
-			old->sa_handler = SIG_DFL;
+			memset(&prev, 0, sizeof(prev));
+			prev.sa_handler = SIG_DFL;
 		}
 	}
-	if (act != NULL) {
-		chained[!i] = copy;
-		atomic_store(&chained_reset, 0);
-		atomic_store(&chained_idx, !i);
-	}
+	if (act != NULL)
+		chained_store(&copy);
 	sm_fault_unlock_chain(&saved);
+	if (old != NULL)
+		*old = prev;
 }
 
 /* Did the faulting access write?  The hardware says so in the fault context. */
@@ -203,8 +249,10 @@ static void default_action(int sig, siginfo_t *si, void *uctx)
  * SA_RESETHAND honoured, SA_SIGINFO deciding the signature. */
 static void chain(int sig, siginfo_t *si, void *uctx)
 {
-	struct sigaction act = chained[atomic_load(&chained_idx)];
+	struct sigaction act;
 	sigset_t mask, saved;
+
+	chained_load(&act);
 
 	if (act.sa_handler == SIG_IGN && !atomic_load(&chained_reset) && (si == NULL || si->si_code <= 0))
 		return; /* a SIGSEGV sent with kill(2) is ignored, as the kernel would */

@@ -10,6 +10,7 @@
 #include <cpuid.h>
 #include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,34 +21,48 @@ static pthread_once_t cpu_once = PTHREAD_ONCE_INIT;
 static pmem2_persist_fn cpu_fn;
 static int eadr;
 
-/* Every NVDIMM region reports its persistence domain; "cpu_cache" means the
- * platform flushes CPU caches on power loss (eADR). */
-static int detect_eadr(void)
+/* 1 if the region directory's persistence_domain reads "cpu_cache": the
+ * kernel (drivers/nvdimm/region_devs.c) writes "cpu_cache\n",
+ * "memory_controller\n" or "\n".  A missing, unreadable or other file is no
+ * promise that the platform flushes CPU caches on power loss. */
+static int region_cpu_cache(const char *root, const char *region)
 {
-	DIR *d = opendir("/sys/bus/nd/devices");
+	char path[PATH_MAX], buf[32] = "";
+	size_t n;
+	FILE *f;
+
+	if (snprintf(path, sizeof(path), "%s/%s/persistence_domain", root, region) >= (int)sizeof(path))
+		return 0;
+	f = fopen(path, "re");
+	if (f == NULL)
+		return 0;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	if (n > 0 && buf[n - 1] == '\n')
+		buf[--n] = '\0';
+	return strcmp(buf, "cpu_cache") == 0;
+}
+
+/* eADR only if there is a region and every region's persistence domain is
+ * the CPU cache.  One region that does not say so may hold a KERNEL mapping
+ * whose stores need cache flushes; libpmem2 (pmem2_auto_flush) gives the
+ * same answer, "not eADR", for a region without the file. */
+int sm_flush_detect_eadr(const char *root)
+{
+	DIR *d = opendir(root);
 	struct dirent *de;
-	int regions = 0, cpu_cache = 0;
+	int regions = 0, all_cpu_cache = 1;
 
 	if (d == NULL)
 		return 0;
-	while ((de = readdir(d)) != NULL) {
-		char path[512], buf[32] = "";
-		FILE *f;
-
+	while (all_cpu_cache && (de = readdir(d)) != NULL) {
 		if (strncmp(de->d_name, "region", 6) != 0)
 			continue;
-		snprintf(path, sizeof(path), "/sys/bus/nd/devices/%s/persistence_domain", de->d_name);
-		f = fopen(path, "re");
-		if (f == NULL)
-			continue;
-		if (fgets(buf, sizeof(buf), f) != NULL) {
-			regions++;
-			cpu_cache += strncmp(buf, "cpu_cache", 9) == 0;
-		}
-		fclose(f);
+		regions++;
+		all_cpu_cache = region_cpu_cache(root, de->d_name);
 	}
 	closedir(d);
-	return regions > 0 && cpu_cache == regions;
+	return regions > 0 && all_cpu_cache;
 }
 
 /* libpmem2 hands out its persist function through a pmem2_map; the function
@@ -60,7 +75,7 @@ static void cpu_init(void)
 	size_t pg = sm_cfg.page ? sm_cfg.page : 4096;
 	void *p = mmap(NULL, pg, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 
-	eadr = detect_eadr();
+	eadr = sm_flush_detect_eadr("/sys/bus/nd/devices");
 	if (p == MAP_FAILED)
 		return;
 	if (pmem2_source_from_anon(&src, pg) != 0)
@@ -89,9 +104,12 @@ int sm_flush_eadr(void)
 	return eadr;
 }
 
+/* libpmem2 reads its PMEM_NO_* variables with secure_getenv (os_getenv in
+ * PMDK's core): in a set-user-ID program they change nothing, and the name
+ * we report must not either. */
 static int env_on(const char *name)
 {
-	const char *v = getenv(name);
+	const char *v = secure_getenv(name);
 
 	return v != NULL && strcmp(v, "1") == 0;
 }
@@ -100,7 +118,9 @@ const char *sm_flush_cpu_name(void)
 {
 	unsigned a, b, c, d;
 
-	if (sm_flush_eadr() || env_on("PMEM_NO_FLUSH"))
+	/* PMEM_NO_FLUSH is libpmem's (v1): libpmem2 1.12's persist function
+	 * never reads it, so it does not change what we do. */
+	if (sm_flush_eadr())
 		return "none (eADR)";
 	if (__get_cpuid_count(7, 0, &a, &b, &c, &d)) {
 		if ((b & (1u << 24)) && !env_on("PMEM_NO_CLWB"))

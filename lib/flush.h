@@ -10,11 +10,17 @@
 pmem2_persist_fn sm_flush_cpu_fn(void);
 
 /* The instruction that function flushes with, by libpmem2's order of
- * preference and its PMEM_NO_* environment variables: "clwb", "clflushopt",
- * "clflush", or "none (eADR)". */
+ * preference and its PMEM_NO_CLWB / PMEM_NO_CLFLUSHOPT variables: "clwb",
+ * "clflushopt", "clflush", or "none (eADR)" (PMEM_NO_FLUSH is libpmem's, not
+ * libpmem2's: it changes nothing). */
 const char *sm_flush_cpu_name(void);
 
-/* 1 if every NVDIMM region's persistence domain is the CPU cache (eADR). */
+/* 1 if there is an NVDIMM region and every one's persistence domain is the
+ * CPU cache (eADR); a region without that promise makes it 0. */
 int sm_flush_eadr(void);
+
+/* The eADR answer for an nd bus whose devices directory is root
+ * (/sys/bus/nd/devices in sm_flush_eadr; a fake tree in tests). */
+int sm_flush_detect_eadr(const char *root);
 
 #endif

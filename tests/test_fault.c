@@ -1,16 +1,21 @@
 /* test_fault.c -- the SIGSEGV handler: our faults, everybody else's, SIGBUS, injection */
 #include "durable.h"
+#include "fault.h"
 #include "helpers.h"
+#include "region.h"
 #include "syncmap.h"
 
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <setjmp.h>
+#include <stdatomic.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -298,4 +303,144 @@ Test(fault, ignored_sigsegv_does_not_ignore_a_fault, .signal = SIGSEGV)
 	int *volatile bad = (int *)8; /* page 0, unmapped: not NULL, which UBSan would stop first */
 
 	*bad = 1;
+}
+
+/* Two handlers, each installed always with its own sa_mask and flags: A with
+ * SIGUSR1 and SA_SIGINFO|SA_NODEFER (SIGSEGV not blocked), B with SIGUSR2,
+ * no flags (SIGSEGV blocked).  A handler that runs with the other one's mask
+ * or flags got a torn copy of the chained sigaction. */
+#define TEAR_READERS 2
+#define TEAR_WRITERS 2
+#define TEAR_SECONDS 5
+static _Atomic long tear_calls, tear_torn;
+static _Atomic int tear_stop;
+
+static void tear_check(int usr_in, int usr_out, int segv_blocked)
+{
+	sigset_t cur;
+
+	pthread_sigmask(SIG_SETMASK, NULL, &cur);
+	if (sigismember(&cur, usr_in) != 1 || sigismember(&cur, usr_out) != 0 ||
+	    sigismember(&cur, SIGSEGV) != segv_blocked)
+		atomic_fetch_add(&tear_torn, 1);
+	atomic_fetch_add(&tear_calls, 1);
+}
+
+static void tear_a(int sig, siginfo_t *si, void *uctx)
+{
+	(void)sig;
+	(void)si;
+	(void)uctx;
+	tear_check(SIGUSR1, SIGUSR2, 0);
+}
+
+static void tear_b(int sig)
+{
+	(void)sig;
+	tear_check(SIGUSR2, SIGUSR1, 1);
+}
+
+static void tear_act(struct sigaction *sa, int a)
+{
+	memset(sa, 0, sizeof(*sa));
+	sigemptyset(&sa->sa_mask);
+	if (a) {
+		sa->sa_sigaction = tear_a;
+		sa->sa_flags = SA_SIGINFO | SA_NODEFER;
+		sigaddset(&sa->sa_mask, SIGUSR1);
+	} else {
+		sa->sa_handler = tear_b;
+		sigaddset(&sa->sa_mask, SIGUSR2);
+	}
+}
+
+/* Writer threads do what the shim does for every sigaction(SIGSEGV) of the
+ * program, in bursts of A, B, A, B, sleeping a few microseconds between. */
+static void *tear_writer(void *arg)
+{
+	struct sigaction sa[2], old;
+	struct timespec ts = {0, (long)(intptr_t)arg * 1000};
+
+	tear_act(&sa[0], 0);
+	tear_act(&sa[1], 1);
+	while (!atomic_load(&tear_stop)) {
+		nanosleep(&ts, NULL);
+		for (int i = 0; i < 4; i++)
+			sm_fault_set_chained(&sa[i & 1], &old);
+	}
+	return NULL;
+}
+
+/* A program's SIGALRM handler that replaces its SIGSEGV handler twice, with
+ * the one that is not installed now (a program may call sigaction from a
+ * signal handler).  Its timer lands anywhere in a reader, the library's
+ * handler copying the chained sigaction included: there the two calls
+ * rewrite what the copy has not read yet.  (Threads alone only tear when the
+ * scheduler preempts a reader at those few instructions: about once in 20 s
+ * here.) */
+static void tear_meddle(int sig)
+{
+	struct sigaction cur, other;
+
+	(void)sig;
+	sm_fault_set_chained(NULL, &cur);
+	tear_act(&other, cur.sa_handler == tear_b);
+	sm_fault_set_chained(&other, NULL);
+	sm_fault_set_chained(&other, NULL);
+}
+
+/* Readers send themselves SIGSEGV: not a fault of the library's (si_code
+ * SI_TKILL), so its handler reads the chained sigaction and calls it, as for
+ * a real fault that is not ours, at a fifth of the cost of a fault plus two
+ * mprotect calls (the tests above chain real faults).  Each has a timer
+ * that sends SIGALRM to it alone every 100 us. */
+static void *tear_reader(void *arg)
+{
+	struct itimerspec its = {{0, 100000}, {0, 100000}};
+	struct sigevent sev = {0};
+	timer_t t;
+
+	(void)arg;
+	sev.sigev_notify = SIGEV_THREAD_ID;
+	sev.sigev_signo = SIGALRM;
+	sev._sigev_un._tid = gettid(); /* sigev_notify_thread_id: not in glibc 2.36's headers */
+	if (timer_create(CLOCK_MONOTONIC, &sev, &t) != 0 || timer_settime(t, 0, &its, NULL) != 0)
+		return (void *)1;
+	while (!atomic_load(&tear_stop))
+		raise(SIGSEGV);
+	timer_delete(t);
+	return NULL;
+}
+
+Test(fault, chained_handler_is_never_torn_by_concurrent_sigaction, .timeout = 60)
+{
+	pthread_t w[TEAR_WRITERS], r[TEAR_READERS];
+	struct sigaction sa, alrm = {0};
+	void *rv;
+
+	alrm.sa_handler = tear_meddle;
+	alrm.sa_flags = SA_RESTART;
+	sigaction(SIGALRM, &alrm, NULL);
+	tear_act(&sa, 1);
+	sigaction(SIGSEGV, &sa, NULL);
+	sm_table_lock(); /* sm_fault_install's caller holds it */
+	cr_assert_eq(sm_fault_install(), 0);
+	sm_table_unlock();
+	for (int i = 0; i < TEAR_WRITERS; i++)
+		cr_assert_eq(pthread_create(&w[i], NULL, tear_writer, (void *)(intptr_t)(3 + 4 * i)), 0);
+	for (int i = 0; i < TEAR_READERS; i++)
+		cr_assert_eq(pthread_create(&r[i], NULL, tear_reader, NULL), 0);
+	for (int s = 0; s < TEAR_SECONDS * 10 && atomic_load(&tear_torn) == 0; s++)
+		usleep(100000);
+	atomic_store(&tear_stop, 1);
+	for (int i = 0; i < TEAR_WRITERS; i++)
+		pthread_join(w[i], NULL);
+	for (int i = 0; i < TEAR_READERS; i++) {
+		pthread_join(r[i], &rv);
+		cr_assert_null(rv, "timer_create or timer_settime failed");
+	}
+	cr_assert_gt(atomic_load(&tear_calls), 1000, "only %ld chained calls", atomic_load(&tear_calls));
+	cr_assert_eq(atomic_load(&tear_torn), 0,
+		     "%ld of %ld chained calls ran with the other handler's mask or flags",
+		     atomic_load(&tear_torn), atomic_load(&tear_calls));
 }

@@ -58,8 +58,9 @@ static const char usage[] =
 	"                                  before touching them (FAULT mode)\n"
 	"  SYNCMAP_STATS=0|1               1: print the library's counters to stderr at exit\n"
 	"Bad values are reported on stderr by the library and the default is used.\n"
-	"libpmem2's PMEM_NO_CLWB, PMEM_NO_CLFLUSHOPT and PMEM_NO_FLUSH change the flush\n"
-	"instruction; those set are listed too.\n"
+	"libpmem2's PMEM_NO_CLWB and PMEM_NO_CLFLUSHOPT change the flush instruction;\n"
+	"those set are listed too.  PMEM_NO_FLUSH belongs to libpmem (v1): libpmem2's\n"
+	"persist function does not read it, so it is listed as ignored.\n"
 	"\n"
 	"Exit status: 0 when every probe ran; 1 when PATH is missing or cannot be\n"
 	"read, or the MAP_SYNC probe could not run (no permission to create a\n"
@@ -415,7 +416,12 @@ static struct env_var env[] = {
 	{"SYNCMAP_PRESYNC", ""}, {"SYNCMAP_PRESYNC_DEPTH", ""}, {"SYNCMAP_RESERVE", ""},
 	{"SYNCMAP_STATS", ""},
 };
-static const char *const pmem_env[] = {"PMEM_NO_CLWB", "PMEM_NO_CLFLUSHOPT", "PMEM_NO_FLUSH"};
+/* The PMEM_NO_* variables a user may expect to matter.  ignored: libpmem2
+ * (1.12, pmem2_get_persist_fn) never reads it; only libpmem (v1) does. */
+static const struct {
+	const char *name;
+	int ignored;
+} pmem_env[] = {{"PMEM_NO_CLWB", 0}, {"PMEM_NO_CLFLUSHOPT", 0}, {"PMEM_NO_FLUSH", 1}};
 
 #define NENV (sizeof(env) / sizeof(env[0]))
 #define NPMEM (sizeof(pmem_env) / sizeof(pmem_env[0]))
@@ -466,8 +472,9 @@ static void print_text(const struct info *in)
 		       v != NULL ? v : "<unset>", env[i].effective);
 	}
 	for (size_t i = 0; i < NPMEM; i++)
-		if (getenv(pmem_env[i]) != NULL)
-			printf("  %-14s %s=%s\n", "", pmem_env[i], getenv(pmem_env[i]));
+		if (getenv(pmem_env[i].name) != NULL)
+			printf("  %-14s %s=%s%s\n", "", pmem_env[i].name, getenv(pmem_env[i].name),
+			       pmem_env[i].ignored ? " (ignored: libpmem2 does not read it)" : "");
 }
 
 static void json_probe(const char *key, const struct probe *p, int last)
@@ -543,13 +550,13 @@ static void print_json(const struct info *in)
 		printf("}");
 	}
 	for (size_t i = 0; i < NPMEM; i++) {
-		if (getenv(pmem_env[i]) == NULL)
+		if (getenv(pmem_env[i].name) == NULL)
 			continue;
 		printf(",\n    ");
-		json_str(pmem_env[i]);
+		json_str(pmem_env[i].name);
 		printf(": {\"set\": ");
-		json_str(getenv(pmem_env[i]));
-		printf("}");
+		json_str(getenv(pmem_env[i].name));
+		printf(", \"ignored\": %s}", pmem_env[i].ignored ? "true" : "false");
 	}
 	printf("\n  }\n}\n");
 }

@@ -124,6 +124,18 @@ permission)
 	expect "$tmp/out" "^  MAP_SYNC +a new file here: not probed"
 	expect "$tmp/out" "^  filesystem +tmpfs "
 	;;
+pmem-env)
+	# libpmem2 reads PMEM_NO_CLWB and PMEM_NO_CLFLUSHOPT, never PMEM_NO_FLUSH
+	# (libpmem's): the flush reported must not change with it, and the report
+	# says it is ignored.
+	mkdir "$tmp/d"
+	"$tool" "$tmp/d" > "$tmp/plain" || fail "exit status $?"
+	PMEM_NO_FLUSH=1 "$tool" "$tmp/d" > "$tmp/out" || fail "exit status $?"
+	want=$(grep -E '^  (cpu flush|eADR) ' "$tmp/plain")
+	got=$(grep -E '^  (cpu flush|eADR) ' "$tmp/out")
+	[ "$got" = "$want" ] || fail "PMEM_NO_FLUSH=1 changed the report: '$got', without it: '$want'"
+	expect "$tmp/out" "PMEM_NO_FLUSH=1 \(ignored: libpmem2 does not read it\)$"
+	;;
 help)
 	"$tool" --help > "$tmp/out" || fail "exit status $?"
 	for v in SYNCMAP_MODE SYNCMAP_GRAIN SYNCMAP_FLUSH SYNCMAP_PRESYNC SYNCMAP_PRESYNC_DEPTH SYNCMAP_RESERVE SYNCMAP_STATS; do
