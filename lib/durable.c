@@ -42,14 +42,32 @@ void sm_durable_init(void)
 	}
 }
 
-/* The user address where the file's last page ends, clipped to r. */
-static int eof_limit(const struct sm_region *r, uintptr_t *limit)
+/* The library's descriptor of r's file, loaded once per use: the map path
+ * replaces it if the program took the number (region.c). */
+static int file_fd(const struct sm_region *r)
+{
+	return atomic_load_explicit(&r->file->fd, memory_order_relaxed);
+}
+
+/*
+ * The user address where the file's last page ends, clipped to r; and the
+ * check that fd is still the library's.  The program may close any
+ * descriptor it did not open, or dup2 over it, and the number may hold
+ * another file: the library must never act on that (DESIGN.md).  The fstat
+ * this needs anyway shows it: another device or inode is EBADF, which the
+ * fault turns into SIGBUS before anything touched the other file.  (The
+ * number changing between this check and the fallocate of reserve() is not
+ * covered: a hole-filling allocation in the other file, nothing written.)
+ */
+static int eof_limit(const struct sm_region *r, int fd, uintptr_t *limit)
 {
 	struct stat st;
 	uint64_t end;
 
-	if (fstat(r->file->fd, &st) != 0)
+	if (fstat(fd, &st) != 0)
 		return errno;
+	if (st.st_dev != r->file->dev || st.st_ino != r->file->ino)
+		return EBADF;
 	end = ((uint64_t)st.st_size + sm_cfg.page - 1) & ~(uint64_t)(sm_cfg.page - 1);
 	if (end <= (uint64_t)r->off)
 		*limit = r->start;
@@ -62,22 +80,22 @@ static int eof_limit(const struct sm_region *r, uintptr_t *limit)
 
 /* The kernel reports every failed fault of a populate as EFAULT; tell the
  * caller the likely cause. */
-static int populate_error(const struct sm_region *r)
+static int populate_error(int fd)
 {
 	struct statfs sf;
 
-	if (fstatfs(r->file->fd, &sf) == 0 && sf.f_bavail == 0)
+	if (fstatfs(fd, &sf) == 0 && sf.f_bavail == 0)
 		return ENOSPC;
 	return EIO;
 }
 
-static int write_touch(const struct sm_region *r, char *p, size_t n)
+static int write_touch(int fd, char *p, size_t n)
 {
 	if (have_populate_write) {
 		while (madvise(p, n, MADV_POPULATE_WRITE) != 0) {
 			if (errno == EINTR)
 				continue;
-			return errno == EFAULT ? populate_error(r) : errno;
+			return errno == EFAULT ? populate_error(fd) : errno;
 		}
 		return 0;
 	}
@@ -105,14 +123,14 @@ static int write_touch(const struct sm_region *r, char *p, size_t n)
  * clearer than the touch's EFAULT).  A file that does not support it is not
  * asked again.
  */
-static int reserve(struct sm_region *r, uintptr_t s, size_t n)
+static int reserve(struct sm_region *r, int fd, uintptr_t s, size_t n)
 {
 	off_t off = r->off + (off_t)(s - r->start);
 
 	if (n <= sm_cfg.page || !sm_cfg.reserve ||
 	    atomic_load_explicit(&r->file->no_reserve, memory_order_relaxed))
 		return 0;
-	while (fallocate(r->file->fd, FALLOC_FL_KEEP_SIZE, off, (off_t)n) != 0) {
+	while (fallocate(fd, FALLOC_FL_KEEP_SIZE, off, (off_t)n) != 0) {
 		if (errno == EINTR)
 			continue;
 		if (errno == EOPNOTSUPP || errno == ENOSYS)
@@ -122,12 +140,12 @@ static int reserve(struct sm_region *r, uintptr_t s, size_t n)
 	return 0;
 }
 
-static int make_durable(struct sm_region *r, uintptr_t s, uintptr_t e)
+static int make_durable(struct sm_region *r, int fd, uintptr_t s, uintptr_t e)
 {
 	char *a = r->alias + (s - r->start);
 	size_t n = e - s;
-	int hint = reserve(r, s, n);
-	int err = write_touch(r, a, n);
+	int hint = reserve(r, fd, s, n);
+	int err = write_touch(fd, a, n);
 
 	if (err != 0)
 		return hint == ENOSPC || hint == EDQUOT ? hint : err;
@@ -160,7 +178,7 @@ int sm_ready(struct sm_region *r, uintptr_t s, uintptr_t e, int prot)
 {
 	uint64_t g, g_first, g_last;
 	uintptr_t limit = 0, ws, we;
-	int err = eof_limit(r, &limit);
+	int fd = file_fd(r), err = eof_limit(r, fd, &limit);
 
 	if (err != 0)
 		return err;
@@ -182,7 +200,7 @@ int sm_ready(struct sm_region *r, uintptr_t s, uintptr_t e, int prot)
 			break;
 		h = sm_bits_next(r->bits, g, g_last + 1, 1);
 		re = sm_grain_end(r, h - 1) < limit ? sm_grain_end(r, h - 1) : limit;
-		err = make_durable(r, sm_grain_start(r, g), re);
+		err = make_durable(r, fd, sm_grain_start(r, g), re);
 		if (err != 0)
 			return err;
 		mark_whole_grains(r, g, h, limit);
@@ -289,13 +307,13 @@ size_t sm_adopt_written(struct sm_region *r)
 	uint64_t at = (uint64_t)r->off, end = at + (r->end - r->start);
 	uintptr_t limit;
 	size_t seen = 0, adopted = 0;
-	int last = 0, any = 0;
+	int fd = file_fd(r), last = 0, any = 0;
 
-	if (r->file->cow || eof_limit(r, &limit) != 0 || limit == r->start)
+	if (r->file->cow || eof_limit(r, fd, &limit) != 0 || limit == r->start)
 		return 0;
 	/* Written extents whose allocation is not committed yet would be
 	 * trusted too early: commit first, then look. */
-	if (fdatasync(r->file->fd) != 0)
+	if (fdatasync(fd) != 0)
 		return 0;
 	SM_STAT_ADD(syncs, 1);
 	while (!last && at < end && seen < FIEMAP_MAX_EXTENTS) {
@@ -303,7 +321,7 @@ size_t sm_adopt_written(struct sm_region *r)
 		q.fm.fm_start = at;
 		q.fm.fm_length = end - at;
 		q.fm.fm_extent_count = FIEMAP_BATCH;
-		if (ioctl(r->file->fd, FS_IOC_FIEMAP, &q.fm) != 0 || q.fm.fm_mapped_extents == 0)
+		if (ioctl(fd, FS_IOC_FIEMAP, &q.fm) != 0 || q.fm.fm_mapped_extents == 0)
 			break;
 		for (uint32_t i = 0; i < q.fm.fm_mapped_extents; i++) {
 			const struct fiemap_extent *x = &q.fm.fm_extents[i];

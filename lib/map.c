@@ -521,7 +521,7 @@ static void *grow_in_place(struct sm_region *last, uintptr_t old, size_t old_len
 {
 	void *want = (void *)(old + old_len);
 	void *p = map_fault(want, new_len - old_len, last->prot, MAP_SHARED | MAP_FIXED_NOREPLACE,
-			    last->file->fd, off + (off_t)old_len, NULL);
+			    sm_file_fd(last->file), off + (off_t)old_len, NULL);
 
 	if (p == want)
 		return (void *)old;
@@ -580,8 +580,8 @@ static void *remap_fault(struct sm_region *const *rs, size_t n, uintptr_t old, s
 			sm_cut_abort(c);
 		return MAP_FAILED;
 	}
-	p = map_fault((void *)target, new_len, prot, MAP_SHARED | (c != NULL ? MAP_FIXED : 0), file->fd, off,
-		      c);
+	p = map_fault((void *)target, new_len, prot, MAP_SHARED | (c != NULL ? MAP_FIXED : 0),
+		      sm_file_fd(file), off, c);
 	if (p != MAP_FAILED && sm_region_get((uintptr_t)p, &nr) == SM_FOUND) {
 		carry_grains(bits, n, nr);
 		sm_reprotect(nr, nr->start, nr->end, prot);
