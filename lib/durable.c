@@ -42,11 +42,11 @@ void sm_durable_init(void)
 	}
 }
 
-/* The library's descriptor of r's file, loaded once per use: the map path
- * replaces it if the program took the number (region.c). */
+/* The library's own description of r's file (region.c), loaded once per
+ * use: the map path replaces it if the program took the number. */
 static int file_fd(const struct sm_region *r)
 {
-	return atomic_load_explicit(&r->file->fd, memory_order_relaxed);
+	return atomic_load_explicit(&r->file->lfd, memory_order_relaxed);
 }
 
 /*
@@ -311,8 +311,17 @@ size_t sm_adopt_written(struct sm_region *r)
 
 	if (r->file->cow || eof_limit(r, fd, &limit) != 0 || limit == r->start)
 		return 0;
+	/* A sync through the program's own open file description would take
+	 * the writeback errors its fsync is to report: without a description
+	 * of the library's own (region.c), nothing is adopted. */
+	if (fd == atomic_load_explicit(&r->file->fd, memory_order_relaxed))
+		return 0;
 	/* Written extents whose allocation is not committed yet would be
-	 * trusted too early: commit first, then look. */
+	 * trusted too early: commit first, then look.  A failed sync adopts
+	 * nothing and the map goes on: mmap(2) reports no writeback error, the
+	 * program's fsync still will (the error was reported to the library's
+	 * description only), and every grain then faults and is synced on its
+	 * own, so an error that persists reaches the writer as SIGBUS. */
 	if (fdatasync(fd) != 0)
 		return 0;
 	SM_STAT_ADD(syncs, 1);

@@ -49,8 +49,11 @@ int sm_ready(struct sm_region *r, uintptr_t s, uintptr_t e, int prot);
  * committed need no sync: mark them durable and give them r->prot now, so a
  * preallocated file takes no fault at all.  One fdatasync first makes what
  * FIEMAP then reports durable; only written extents count (not unwritten,
- * delalloc, shared, or on a copy-on-write filesystem).  Called on a new
- * region before it is published.  Returns the number of bytes adopted.
+ * delalloc, shared, or on a copy-on-write filesystem).  The sync goes through
+ * the library's own open file description; without one (region.c) nothing
+ * is adopted, and a failed sync adopts nothing (errno set): the program's
+ * fsync reports the error, the grains fault as usual.  Called on a new region
+ * before it is published.  Returns the number of bytes adopted.
  */
 size_t sm_adopt_written(struct sm_region *r);
 

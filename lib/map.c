@@ -215,7 +215,9 @@ static void *map_fault(void *addr, size_t len, int prot, int flags, int fd, off_
 	r->bits = sm_bits_new(off, rlen, r->grain);
 	if (r->bits == NULL)
 		goto fail_errno;
-	r->alias = sm_sys_mmap(NULL, rlen, PROT_READ | PROT_WRITE, MAP_SHARED, fd, off);
+	/* From the library's own open file description, so that the grain's
+	 * msync reports writeback errors to it, not to the program's (region.c). */
+	r->alias = sm_sys_mmap(NULL, rlen, PROT_READ | PROT_WRITE, MAP_SHARED, r->file->lfd, off);
 	if (r->alias == MAP_FAILED) {
 		r->alias = NULL;
 		goto fail_errno;

@@ -572,12 +572,17 @@ static int holds_posix_lock(const struct sm_file *f, int n)
 static int file_let_go(struct sm_file *f)
 {
 	int n = atomic_load_explicit(&f->fd, memory_order_relaxed);
+	int l = atomic_load_explicit(&f->lfd, memory_order_relaxed);
+	int n_ours = fd_is_ours(n, f), l_ours = l != n && fd_is_ours(l, f);
 
-	if (!fd_is_ours(n, f))
-		return 1; /* the number is the program's now: forget it */
-	if (holds_posix_lock(f, n))
+	if (!n_ours && !l_ours)
+		return 1; /* the numbers are the program's now: forget them */
+	if (holds_posix_lock(f, l_ours ? l : n))
 		return 0;
-	close(n);
+	if (n_ours)
+		close(n);
+	if (l_ours)
+		close(l);
 	return 1;
 }
 
@@ -600,21 +605,62 @@ static void sweep_parked(void)
 	}
 }
 
-/* A parked file, or one whose descriptor the program took, is given new
- * descriptor(s) from the program's fd: the old number is not ours to close. */
-static int file_reopen(struct sm_file *f, int fd)
+/*
+ * The library's own open file description of the program's file, or -1.
+ * Writeback errors are reported once per open file description (each struct
+ * file samples the mapping's errseq_t), so what the library syncs through a
+ * description of its own takes nothing from what the program's fsync will
+ * report; a duplicate shares the program's description, and its syncs did.
+ * Reopened through /proc/self/fd with the program's access mode, so that the
+ * library can do no more than the program could (an O_RDONLY descriptor still
+ * gets EACCES for the writable alias).  Not when the program holds a lease on
+ * its description: an open for write breaks even the opener's own lease; and
+ * with O_NONBLOCK, so that an open that would have to break one fails at once
+ * instead of waiting out lease-break-time.  Costs ~7 us per new file (path
+ * walk through /proc), and the file sees an extra open and close (inotify).
+ */
+static int own_description(int fd)
 {
-	int n;
+	char path[32];
+	int fl = fcntl(fd, F_GETFL), lease = fcntl(fd, F_GETLEASE), n;
 
-	if (fd_is_ours(atomic_load_explicit(&f->fd, memory_order_relaxed), f))
-		return 0;
-	/* Our own descriptor: the user may close theirs right after mapping, as
-	 * mmap(2) allows; O_CLOEXEC so that exec leaks nothing of ours. */
-	n = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+	if (fl < 0 || lease == F_RDLCK || lease == F_WRLCK)
+		return -1;
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	n = open(path, (fl & O_ACCMODE) | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (n < 0)
 		return -1;
-	/* The fault path loads it once and checks it (durable.c). */
-	atomic_store_explicit(&f->fd, n, memory_order_relaxed);
+	fcntl(n, F_SETFL, 0); /* O_NONBLOCK was for the open only */
+	return n;
+}
+
+/* A new file, a parked one, or one whose descriptor the program took, gets
+ * its descriptors from the program's fd: a number no longer ours is not ours
+ * to close.  Refused reopening (no /proc mounted, the file's mode changed
+ * since the program opened it, a lease) leaves lfd = fd: errors shared with
+ * the program, as before, and adoption skipped (durable.c). */
+static int file_reopen(struct sm_file *f, int fd)
+{
+	int n = atomic_load_explicit(&f->fd, memory_order_relaxed);
+	int l = atomic_load_explicit(&f->lfd, memory_order_relaxed);
+
+	if (!fd_is_ours(n, f)) {
+		/* The user may close theirs right after mapping, as mmap(2)
+		 * allows; O_CLOEXEC so that exec leaks nothing of ours. */
+		int d = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+
+		if (d < 0)
+			return -1;
+		if (l == n)
+			l = -1; /* it was the same number */
+		n = d;
+		/* The fault path loads it once and checks it (durable.c). */
+		atomic_store_explicit(&f->fd, n, memory_order_relaxed);
+	}
+	if (!fd_is_ours(l, f)) {
+		l = own_description(fd);
+		atomic_store_explicit(&f->lfd, l >= 0 ? l : n, memory_order_relaxed);
+	}
 	return 0;
 }
 
@@ -641,6 +687,7 @@ struct sm_file *sm_file_get(int fd)
 	f->dev = st.st_dev;
 	f->ino = st.st_ino;
 	atomic_init(&f->fd, -1);
+	atomic_init(&f->lfd, -1);
 	if (file_reopen(f, fd) != 0) {
 		free(f);
 		return NULL;

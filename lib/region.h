@@ -8,15 +8,21 @@
 #include <sys/types.h>
 
 /* One open file behind FAULT mappings, shared by every mapping of that inode,
- * so that 10,000 mappings of one file cost one descriptor.  With nref 0 it is
- * parked: kept, descriptor open, while the process holds POSIX locks on the
+ * so that 10,000 mappings of one file cost two descriptors.  With nref 0 it is
+ * parked: kept, descriptors open, while the process holds POSIX locks on the
  * file (closing would drop them: region.c). */
 struct sm_file {
 	struct sm_file *next; /* list under the table lock */
 	dev_t dev;
 	ino_t ino;
-	_Atomic int fd; /* the library's O_CLOEXEC duplicate; replaced (table lock) if the program took it */
-	int nref;	/* regions using it, under the table lock */
+	/* The library's descriptors (O_CLOEXEC), replaced under the table lock if
+	 * the program took their numbers: fd duplicates the program's open file
+	 * description (the program's mappings are remapped from it, as the kernel
+	 * keeps a moved mapping's file); lfd is a description of the library's
+	 * own, for the alias, allocation and syncs, so that writeback errors
+	 * reach the program's fsync (region.c), or fd where it cannot be had. */
+	_Atomic int fd, lfd;
+	int nref;		/* regions using it, under the table lock */
 	unsigned dax : 1;	/* statx says DAX */
 	unsigned mapsync : 1;	/* the kernel accepted MAP_SYNC for it */
 	unsigned cow : 1;	/* copy-on-write filesystem: never "already safe" */
