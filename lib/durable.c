@@ -22,6 +22,7 @@
 #include <linux/fs.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
@@ -294,7 +295,18 @@ int sm_reprotect(struct sm_region *r, uintptr_t s, uintptr_t e, int prot)
 #define FIEMAP_BATCH 256
 #define FIEMAP_MAX_EXTENTS 65536
 
-size_t sm_adopt_written(struct sm_region *r)
+/* A run of written bytes [lo, hi) of the file. */
+struct written {
+	uint64_t lo, hi;
+};
+
+/*
+ * The written extents over r's file range, as runs (contiguous extents
+ * merged), in a malloc'd array: their number, or 0 (none, or no memory).
+ * Unwritten, delalloc, shared, inline and encoded extents are not written
+ * blocks of the file's own.
+ */
+static size_t written_runs(const struct sm_region *r, int fd, struct written **out)
 {
 	const uint32_t bad = FIEMAP_EXTENT_UNKNOWN | FIEMAP_EXTENT_DELALLOC | FIEMAP_EXTENT_UNWRITTEN |
 			     FIEMAP_EXTENT_SHARED | FIEMAP_EXTENT_ENCODED | FIEMAP_EXTENT_DATA_INLINE |
@@ -305,9 +317,59 @@ size_t sm_adopt_written(struct sm_region *r)
 		char room[sizeof(struct fiemap) + FIEMAP_BATCH * sizeof(struct fiemap_extent)];
 	} q;
 	uint64_t at = (uint64_t)r->off, end = at + (r->end - r->start);
+	struct written *w = NULL;
+	size_t n = 0, cap = 0, seen = 0;
+	int last = 0;
+
+	while (!last && at < end && seen < FIEMAP_MAX_EXTENTS) {
+		memset(&q.fm, 0, sizeof(q.fm));
+		q.fm.fm_start = at;
+		q.fm.fm_length = end - at;
+		q.fm.fm_extent_count = FIEMAP_BATCH;
+		/* FIEMAP_FLAG_SYNC writes the file's dirty data back first, so that
+		 * what write(2) left delayed shows as the written extent it
+		 * becomes.  It commits nothing (the sync after does), and takes no
+		 * error from any description: it reads the mapping's legacy
+		 * AS_EIO bit, not errseq_t, and fails instead (nothing adopted). */
+		q.fm.fm_flags = seen == 0 ? FIEMAP_FLAG_SYNC : 0;
+		if (ioctl(fd, FS_IOC_FIEMAP, &q.fm) != 0 || q.fm.fm_mapped_extents == 0)
+			break;
+		for (uint32_t i = 0; i < q.fm.fm_mapped_extents; i++) {
+			const struct fiemap_extent *x = &q.fm.fm_extents[i];
+			uint64_t lo = x->fe_logical > (uint64_t)r->off ? x->fe_logical : (uint64_t)r->off;
+			uint64_t hi = x->fe_logical + x->fe_length < end ? x->fe_logical + x->fe_length : end;
+
+			last |= (x->fe_flags & FIEMAP_EXTENT_LAST) != 0;
+			at = x->fe_logical + x->fe_length;
+			if ((x->fe_flags & bad) || lo >= hi)
+				continue;
+			if (n > 0 && w[n - 1].hi == lo) {
+				w[n - 1].hi = hi;
+				continue;
+			}
+			if (n == cap) {
+				struct written *g = realloc(w, (cap = cap ? 2 * cap : 16) * sizeof(*w));
+
+				if (g == NULL) {
+					free(w);
+					return 0;
+				}
+				w = g;
+			}
+			w[n++] = (struct written){lo, hi};
+		}
+		seen += q.fm.fm_mapped_extents;
+	}
+	*out = w;
+	return n;
+}
+
+size_t sm_adopt_written(struct sm_region *r)
+{
+	struct written *w;
 	uintptr_t limit;
-	size_t seen = 0, adopted = 0;
-	int fd = file_fd(r), last = 0, any = 0;
+	size_t n, adopted = 0;
+	int fd = file_fd(r);
 
 	if (r->file->cow || eof_limit(r, fd, &limit) != 0 || limit == r->start)
 		return 0;
@@ -316,40 +378,33 @@ size_t sm_adopt_written(struct sm_region *r)
 	 * of the library's own (region.c), nothing is adopted. */
 	if (fd == atomic_load_explicit(&r->file->fd, memory_order_relaxed))
 		return 0;
-	/* Written extents whose allocation is not committed yet would be
-	 * trusted too early: commit first, then look.  A failed sync adopts
-	 * nothing and the map goes on: mmap(2) reports no writeback error, the
-	 * program's fsync still will (the error was reported to the library's
-	 * description only), and every grain then faults and is synced on its
-	 * own, so an error that persists reaches the writer as SIGBUS. */
-	if (fdatasync(fd) != 0)
+	/* Look first, then commit, then trust only what was seen before the
+	 * commit.  The other way round, a block allocated between the sync and
+	 * FIEMAP (a pwrite into a hole written back, a plain mapping's fault,
+	 * another region's grain between its touch and its msync) shows as a
+	 * written extent that no commit covers yet, and would be adopted. */
+	n = written_runs(r, fd, &w);
+	if (n == 0)
+		return 0; /* nothing to adopt: no sync either */
+	if (sm_test_adopt_hook != NULL)
+		sm_test_adopt_hook(r);
+	/* The sync commits the allocation of every extent seen above (fdatasync
+	 * commits the journal transaction of the inode's last allocation).  A
+	 * failed sync adopts nothing and the map goes on: mmap(2) reports no
+	 * writeback error, the program's fsync still will (the error was
+	 * reported to the library's description only), and every grain then
+	 * faults and is synced on its own, so an error that persists reaches
+	 * the writer as SIGBUS. */
+	if (fdatasync(fd) != 0) {
+		free(w);
 		return 0;
-	SM_STAT_ADD(syncs, 1);
-	while (!last && at < end && seen < FIEMAP_MAX_EXTENTS) {
-		memset(&q.fm, 0, sizeof(q.fm));
-		q.fm.fm_start = at;
-		q.fm.fm_length = end - at;
-		q.fm.fm_extent_count = FIEMAP_BATCH;
-		if (ioctl(fd, FS_IOC_FIEMAP, &q.fm) != 0 || q.fm.fm_mapped_extents == 0)
-			break;
-		for (uint32_t i = 0; i < q.fm.fm_mapped_extents; i++) {
-			const struct fiemap_extent *x = &q.fm.fm_extents[i];
-			uint64_t lo = x->fe_logical > (uint64_t)r->off ? x->fe_logical : (uint64_t)r->off;
-			uint64_t hi = x->fe_logical + x->fe_length < end ? x->fe_logical + x->fe_length : end;
-
-			/* The whole grains inside the extent; mark_whole_grains
-			 * keeps those in the mapping and before EOF. */
-			if (!(x->fe_flags & bad) && lo < hi) {
-				mark_whole_grains(r, (lo + r->grain - 1) / r->grain, hi / r->grain, limit);
-				any = 1;
-			}
-			last |= (x->fe_flags & FIEMAP_EXTENT_LAST) != 0;
-			at = x->fe_logical + x->fe_length;
-		}
-		seen += q.fm.fm_mapped_extents;
 	}
-	if (!any)
-		return 0;
+	SM_STAT_ADD(syncs, 1);
+	/* The whole grains inside each run; mark_whole_grains keeps those in
+	 * the mapping and before EOF. */
+	for (size_t i = 0; i < n; i++)
+		mark_whole_grains(r, (w[i].lo + r->grain - 1) / r->grain, w[i].hi / r->grain, limit);
+	free(w);
 	for (uint64_t g = sm_grain_of(r, r->start), last_g = sm_grain_of(r, r->end - 1), h; g <= last_g;
 	     g = h) {
 		g = sm_bits_next(r->bits, g, last_g + 1, 1);

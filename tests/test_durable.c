@@ -349,3 +349,57 @@ Test(durable, written_extents_start_writable)
 	syncmap_munmap(p, 4 << 20);
 	close(fd);
 }
+
+/* sm_adopt_written's hook (durable.h): while adopt_fd >= 0, write a whole
+ * grain at adopt_off and write it back, so that it is a written extent whose
+ * allocation no journal commit has covered yet. */
+static int adopt_fd = -1;
+static off_t adopt_off;
+
+void sm_test_adopt_hook(struct sm_region *r)
+{
+	static char data[1 << 20];
+
+	(void)r;
+	if (adopt_fd < 0 || sm_cfg.grain > sizeof(data))
+		return;
+	memset(data, 0x5c, sm_cfg.grain);
+	if (pwrite(adopt_fd, data, sm_cfg.grain, adopt_off) == (ssize_t)sm_cfg.grain)
+		sync_file_range(adopt_fd, adopt_off, (off_t)sm_cfg.grain,
+				SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
+					SYNC_FILE_RANGE_WAIT_AFTER);
+}
+
+/* Adoption trusts a written extent because a sync made its allocation
+ * durable: only extents that existed before that sync may be adopted.  A
+ * grain allocated while the map adopts (another thread's pwrite into a hole,
+ * a plain mapping's writeback) must fault as usual. */
+Test(durable, adoption_takes_only_extents_seen_before_its_sync)
+{
+	static char data[1 << 20];
+	unsigned char *p;
+	char perms[5];
+	int fd;
+
+	OWN_LOOPFS_OR_SKIP(&fs, "ext4", 64, "commit=60");
+	sm_test_env("SYNCMAP_PRESYNC", "0");
+	fd = make_sparse(fs.dir, "race.dat", 4 << 20, NULL, 0);
+	cr_assert(fd >= 0);
+	memset(data, 0x3c, sizeof(data));
+	cr_assert_eq(pwrite(fd, data, sizeof(data), 0), (ssize_t)sizeof(data));
+	cr_assert_eq(fsync(fd), 0);
+	adopt_fd = fd;
+	adopt_off = 2 << 20;
+	p = syncmap_mmap(NULL, 4 << 20, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	adopt_fd = -1;
+	cr_assert_neq(p, MAP_FAILED);
+	FAULT_OR_SKIP(p);
+	cr_assert_eq(range_allocated(fd, 2 << 20, sm_cfg.grain), 1,
+		     "the hook's grain is not a written extent: the test shows nothing");
+	cr_assert_eq(maps_perms(p, perms), 0);
+	cr_assert_eq(perms[1], 'w', "the file's written megabyte was not adopted: the test shows nothing");
+	cr_assert_eq(maps_perms(p + (2 << 20), perms), 0);
+	cr_expect_eq(perms[1], '-', "a grain allocated after the extents were read was adopted: %s", perms);
+	syncmap_munmap(p, 4 << 20);
+	close(fd);
+}
