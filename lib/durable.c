@@ -311,31 +311,30 @@ static size_t written_runs(const struct sm_region *r, int fd, struct written **o
 	const uint32_t bad = FIEMAP_EXTENT_UNKNOWN | FIEMAP_EXTENT_DELALLOC | FIEMAP_EXTENT_UNWRITTEN |
 			     FIEMAP_EXTENT_SHARED | FIEMAP_EXTENT_ENCODED | FIEMAP_EXTENT_DATA_INLINE |
 			     FIEMAP_EXTENT_NOT_ALIGNED | FIEMAP_EXTENT_DATA_TAIL;
-	/* struct fiemap ends in a flexible array: room for the batch after it. */
-	union {
-		struct fiemap fm;
-		char room[sizeof(struct fiemap) + FIEMAP_BATCH * sizeof(struct fiemap_extent)];
-	} q;
+	/* struct fiemap ends in a flexible array: room for the batch after it,
+	 * 14 KiB, on the heap (this runs on the program's thread, whose stack
+	 * may be small). */
+	struct fiemap *q = malloc(sizeof(*q) + FIEMAP_BATCH * sizeof(struct fiemap_extent));
 	uint64_t at = (uint64_t)r->off, end = at + (r->end - r->start);
 	struct written *w = NULL;
 	size_t n = 0, cap = 0, seen = 0;
 	int last = 0;
 
-	while (!last && at < end && seen < FIEMAP_MAX_EXTENTS) {
-		memset(&q.fm, 0, sizeof(q.fm));
-		q.fm.fm_start = at;
-		q.fm.fm_length = end - at;
-		q.fm.fm_extent_count = FIEMAP_BATCH;
+	while (q != NULL && !last && at < end && seen < FIEMAP_MAX_EXTENTS) {
+		memset(q, 0, sizeof(*q));
+		q->fm_start = at;
+		q->fm_length = end - at;
+		q->fm_extent_count = FIEMAP_BATCH;
 		/* FIEMAP_FLAG_SYNC writes the file's dirty data back first, so that
 		 * what write(2) left delayed shows as the written extent it
 		 * becomes.  It commits nothing (the sync after does), and takes no
 		 * error from any description: it reads the mapping's legacy
 		 * AS_EIO bit, not errseq_t, and fails instead (nothing adopted). */
-		q.fm.fm_flags = seen == 0 ? FIEMAP_FLAG_SYNC : 0;
-		if (ioctl(fd, FS_IOC_FIEMAP, &q.fm) != 0 || q.fm.fm_mapped_extents == 0)
+		q->fm_flags = seen == 0 ? FIEMAP_FLAG_SYNC : 0;
+		if (ioctl(fd, FS_IOC_FIEMAP, q) != 0 || q->fm_mapped_extents == 0)
 			break;
-		for (uint32_t i = 0; i < q.fm.fm_mapped_extents; i++) {
-			const struct fiemap_extent *x = &q.fm.fm_extents[i];
+		for (uint32_t i = 0; i < q->fm_mapped_extents; i++) {
+			const struct fiemap_extent *x = &q->fm_extents[i];
 			uint64_t lo = x->fe_logical > (uint64_t)r->off ? x->fe_logical : (uint64_t)r->off;
 			uint64_t hi = x->fe_logical + x->fe_length < end ? x->fe_logical + x->fe_length : end;
 
@@ -352,14 +351,16 @@ static size_t written_runs(const struct sm_region *r, int fd, struct written **o
 
 				if (g == NULL) {
 					free(w);
+					free(q);
 					return 0;
 				}
 				w = g;
 			}
 			w[n++] = (struct written){lo, hi};
 		}
-		seen += q.fm.fm_mapped_extents;
+		seen += q->fm_mapped_extents;
 	}
+	free(q);
 	*out = w;
 	return n;
 }

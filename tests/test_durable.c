@@ -9,7 +9,9 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <linux/fiemap.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -401,5 +403,42 @@ Test(durable, adoption_takes_only_extents_seen_before_its_sync)
 	cr_assert_eq(maps_perms(p + (2 << 20), perms), 0);
 	cr_expect_eq(perms[1], '-', "a grain allocated after the extents were read was adopted: %s", perms);
 	syncmap_munmap(p, 4 << 20);
+	close(fd);
+}
+
+/* Mapping runs adoption on the caller's thread: it must fit a small thread
+ * stack (PTHREAD_STACK_MIN, 16 KiB on x86-64), not take 14 KiB of it for a
+ * FIEMAP batch. */
+static void *map_on_small_stack(void *arg)
+{
+	int fd = *(int *)arg;
+	void *p = syncmap_mmap(NULL, 4 << 20, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+
+	if (p != MAP_FAILED)
+		syncmap_munmap(p, 4 << 20);
+	return p;
+}
+
+Test(durable, adoption_fits_a_small_thread_stack)
+{
+	static char data[1 << 20];
+	pthread_attr_t a;
+	pthread_t t;
+	void *res;
+	int fd;
+
+	LOOPFS_OR_SKIP(&fs, "ext4", 64, "commit=60");
+	sm_test_env("SYNCMAP_PRESYNC", "0");
+	if (expected_mode(fs.dir) == SYNCMAP_MODE_KERNEL)
+		cr_skip_test("FAULT-mode behaviour, and this filesystem grants MAP_SYNC");
+	fd = make_sparse(fs.dir, "small.dat", 4 << 20, NULL, 0);
+	cr_assert(fd >= 0);
+	memset(data, 0x3c, sizeof(data));
+	cr_assert_eq(pwrite(fd, data, sizeof(data), 0), (ssize_t)sizeof(data)); /* something to adopt */
+	cr_assert_eq(pthread_attr_init(&a), 0);
+	cr_assert_eq(pthread_attr_setstacksize(&a, PTHREAD_STACK_MIN), 0);
+	cr_assert_eq(pthread_create(&t, &a, map_on_small_stack, &fd), 0);
+	cr_assert_eq(pthread_join(t, &res), 0);
+	cr_expect_neq(res, MAP_FAILED, "syncmap_mmap on a small stack: %s", strerror(errno));
 	close(fd);
 }
