@@ -40,7 +40,7 @@ static inline uintptr_t sm_grain_end(const struct sm_region *r, uint64_t g)
  * Only grains that were made durable are ever made writable.
  * Returns 0 or an errno value: ENXIO if s is at or past EOF (nothing done),
  * ENOSPC/EDQUOT/EIO if a grain could not be made durable (it stays read-only),
- * ENOMEM if no widening helped.  Async-signal-safe; the caller holds a ref on r.
+ * ENOMEM if no widening helped within its bound (durable.c: WIDEN_MAX).  Async-signal-safe; the caller holds a ref on r.
  */
 int sm_ready(struct sm_region *r, uintptr_t s, uintptr_t e, int prot);
 

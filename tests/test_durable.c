@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -440,5 +441,55 @@ Test(durable, adoption_fits_a_small_thread_stack)
 	cr_assert_eq(pthread_create(&t, &a, map_on_small_stack, &fd), 0);
 	cr_assert_eq(pthread_join(t, &res), 0);
 	cr_expect_neq(res, MAP_FAILED, "syncmap_mmap on a small stack: %s", strerror(errno));
+	close(fd);
+}
+
+static void on_sigbus_exit(int sig)
+{
+	(void)sig;
+	_exit(42);
+}
+
+/* At the VMA limit with no durable grain near the write, the only upgrade
+ * that splits nothing covers the whole mapping.  On a large sparse file that
+ * would allocate (and sync, inside the signal handler) every block up to
+ * EOF, and could fill the disk: widening is bounded, and past the bound the
+ * write gets SIGBUS, as for any grain that cannot be made durable. */
+Test(durable, widening_is_bounded_on_a_large_sparse_file, .timeout = 240)
+{
+	const size_t len = (size_t)128 << 20;
+	struct stat sb;
+	unsigned char *p;
+	size_t fill_len;
+	void *fill;
+	pid_t pid;
+	int fd, st;
+
+	LOOPFS_OR_SKIP(&fs, "ext4", 256, "commit=60");
+	sm_test_env("SYNCMAP_PRESYNC", "0");
+	fd = make_sparse(fs.dir, "huge.dat", len, NULL, 0);
+	cr_assert(fd >= 0);
+	p = syncmap_mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	cr_assert_neq(p, MAP_FAILED);
+	FAULT_OR_SKIP(p);
+	/* Too few VMAs to spare for upgrading a grain inside the read-only VMA,
+	 * which needs two (fill_vmas counts [vsyscall], which is no VMA). */
+	fill = fill_vmas(0, &fill_len);
+	cr_assert_not_null(fill, "could not fill the VMA budget");
+	pid = fork();
+	if (pid == 0) {
+		signal(SIGBUS, on_sigbus_exit);
+		POKE(p + len / 2, 1);
+		_exit(0);
+	}
+	cr_assert_eq(waitpid(pid, &st, 0), pid);
+	munmap(fill, fill_len);
+	cr_assert_eq(fstat(fd, &sb), 0);
+	cr_expect_lt((size_t)sb.st_blocks * 512, len / 2,
+		     "one write at the VMA limit allocated %lld MiB of %zu",
+		     (long long)sb.st_blocks * 512 >> 20, len >> 20);
+	cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 42,
+		  "the write was not refused with SIGBUS (status %#x)", st);
+	syncmap_munmap(p, len);
 	close(fd);
 }
