@@ -627,7 +627,9 @@ static int own_description(int fd)
 	if (fl < 0 || lease == F_RDLCK || lease == F_WRLCK)
 		return -1;
 	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
-	n = open(path, (fl & O_ACCMODE) | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	/* The raw system call: under the preload shim, open() may be wrapped,
+	 * and this runs with the table lock held. */
+	n = (int)syscall(SYS_openat, AT_FDCWD, path, (fl & O_ACCMODE) | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (n < 0)
 		return -1;
 	fcntl(n, F_SETFL, 0); /* O_NONBLOCK was for the open only */
