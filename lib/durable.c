@@ -22,6 +22,7 @@
 #include <linux/fs.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
@@ -42,14 +43,32 @@ void sm_durable_init(void)
 	}
 }
 
-/* The user address where the file's last page ends, clipped to r. */
-static int eof_limit(const struct sm_region *r, uintptr_t *limit)
+/* The library's own description of r's file (region.c), loaded once per
+ * use: the map path replaces it if the program took the number. */
+static int file_fd(const struct sm_region *r)
+{
+	return atomic_load_explicit(&r->file->lfd, memory_order_relaxed);
+}
+
+/*
+ * The user address where the file's last page ends, clipped to r; and the
+ * check that fd is still the library's.  The program may close any
+ * descriptor it did not open, or dup2 over it, and the number may hold
+ * another file: the library must never act on that (DESIGN.md).  The fstat
+ * this needs anyway shows it: another device or inode is EBADF, which the
+ * fault turns into SIGBUS before anything touched the other file.  (The
+ * number changing between this check and the fallocate of reserve() is not
+ * covered: a hole-filling allocation in the other file, nothing written.)
+ */
+static int eof_limit(const struct sm_region *r, int fd, uintptr_t *limit)
 {
 	struct stat st;
 	uint64_t end;
 
-	if (fstat(r->file->fd, &st) != 0)
+	if (fstat(fd, &st) != 0)
 		return errno;
+	if (st.st_dev != r->file->dev || st.st_ino != r->file->ino)
+		return EBADF;
 	end = ((uint64_t)st.st_size + sm_cfg.page - 1) & ~(uint64_t)(sm_cfg.page - 1);
 	if (end <= (uint64_t)r->off)
 		*limit = r->start;
@@ -62,22 +81,22 @@ static int eof_limit(const struct sm_region *r, uintptr_t *limit)
 
 /* The kernel reports every failed fault of a populate as EFAULT; tell the
  * caller the likely cause. */
-static int populate_error(const struct sm_region *r)
+static int populate_error(int fd)
 {
 	struct statfs sf;
 
-	if (fstatfs(r->file->fd, &sf) == 0 && sf.f_bavail == 0)
+	if (fstatfs(fd, &sf) == 0 && sf.f_bavail == 0)
 		return ENOSPC;
 	return EIO;
 }
 
-static int write_touch(const struct sm_region *r, char *p, size_t n)
+static int write_touch(int fd, char *p, size_t n)
 {
 	if (have_populate_write) {
 		while (madvise(p, n, MADV_POPULATE_WRITE) != 0) {
 			if (errno == EINTR)
 				continue;
-			return errno == EFAULT ? populate_error(r) : errno;
+			return errno == EFAULT ? populate_error(fd) : errno;
 		}
 		return 0;
 	}
@@ -105,14 +124,14 @@ static int write_touch(const struct sm_region *r, char *p, size_t n)
  * clearer than the touch's EFAULT).  A file that does not support it is not
  * asked again.
  */
-static int reserve(struct sm_region *r, uintptr_t s, size_t n)
+static int reserve(struct sm_region *r, int fd, uintptr_t s, size_t n)
 {
 	off_t off = r->off + (off_t)(s - r->start);
 
 	if (n <= sm_cfg.page || !sm_cfg.reserve ||
 	    atomic_load_explicit(&r->file->no_reserve, memory_order_relaxed))
 		return 0;
-	while (fallocate(r->file->fd, FALLOC_FL_KEEP_SIZE, off, (off_t)n) != 0) {
+	while (fallocate(fd, FALLOC_FL_KEEP_SIZE, off, (off_t)n) != 0) {
 		if (errno == EINTR)
 			continue;
 		if (errno == EOPNOTSUPP || errno == ENOSYS)
@@ -122,12 +141,12 @@ static int reserve(struct sm_region *r, uintptr_t s, size_t n)
 	return 0;
 }
 
-static int make_durable(struct sm_region *r, uintptr_t s, uintptr_t e)
+static int make_durable(struct sm_region *r, int fd, uintptr_t s, uintptr_t e)
 {
 	char *a = r->alias + (s - r->start);
 	size_t n = e - s;
-	int hint = reserve(r, s, n);
-	int err = write_touch(r, a, n);
+	int hint = reserve(r, fd, s, n);
+	int err = write_touch(fd, a, n);
 
 	if (err != 0)
 		return hint == ENOSPC || hint == EDQUOT ? hint : err;
@@ -160,7 +179,7 @@ int sm_ready(struct sm_region *r, uintptr_t s, uintptr_t e, int prot)
 {
 	uint64_t g, g_first, g_last;
 	uintptr_t limit = 0, ws, we;
-	int err = eof_limit(r, &limit);
+	int fd = file_fd(r), err = eof_limit(r, fd, &limit);
 
 	if (err != 0)
 		return err;
@@ -182,7 +201,7 @@ int sm_ready(struct sm_region *r, uintptr_t s, uintptr_t e, int prot)
 			break;
 		h = sm_bits_next(r->bits, g, g_last + 1, 1);
 		re = sm_grain_end(r, h - 1) < limit ? sm_grain_end(r, h - 1) : limit;
-		err = make_durable(r, sm_grain_start(r, g), re);
+		err = make_durable(r, fd, sm_grain_start(r, g), re);
 		if (err != 0)
 			return err;
 		mark_whole_grains(r, g, h, limit);
@@ -197,12 +216,42 @@ int sm_ready(struct sm_region *r, uintptr_t s, uintptr_t e, int prot)
 	return widen(r, ws, we, limit, prot);
 }
 
+/* What widening may make durable for one fault, beyond the grains it
+ * already has: it allocates (and syncs, inside the signal handler) all of
+ * it.  Without a bound, the last candidate below covers the mapping up to
+ * EOF, every block of a large sparse file, which can fill the disk.  At
+ * 64 MiB a fault at the VMA limit costs at most about a quarter of a second
+ * on ext4 over a RAM loop device (the unbounded 128 MiB took 0.5 s in
+ * durable.widening_is_bounded_on_a_large_sparse_file). */
+#define WIDEN_MAX ((uint64_t)64 << 20)
+
+/* Bytes of [s, e) whose grains are not durable yet (a grain clipped by the
+ * mapping or EOF never has its bit, and counts whole: an overestimate). */
+static uint64_t not_durable(struct sm_region *r, uintptr_t s, uintptr_t e)
+{
+	uint64_t g = sm_grain_of(r, s), last = sm_grain_of(r, e - 1), n = 0;
+
+	while (g <= last) {
+		uint64_t h;
+
+		g = sm_bits_next(r->bits, g, last + 1, 0);
+		if (g > last)
+			break;
+		h = sm_bits_next(r->bits, g, last + 1, 1);
+		n += (h - g) * r->grain;
+		g = h;
+	}
+	return n;
+}
+
 /*
  * mprotect failed with ENOMEM: splitting a read-only VMA around the grain
  * would pass vm.max_map_count.  An upgrade that extends a writable neighbour
  * VMA, or covers a read-only VMA whole, splits nothing.  So make the gap to
  * the nearest durable neighbour durable too and upgrade across it; then the
- * gaps on both sides; then the whole region.  Wider, never less safe.
+ * gaps on both sides; then the whole region.  Wider, never less safe; and
+ * never more than WIDEN_MAX made durable: past it, ENOMEM (SIGBUS for the
+ * writer, as for any grain that cannot be made durable).
  */
 static int widen(struct sm_region *r, uintptr_t ws, uintptr_t we, uintptr_t limit, int prot)
 {
@@ -228,8 +277,11 @@ static int widen(struct sm_region *r, uintptr_t ws, uintptr_t we, uintptr_t limi
 	cand[n++][1] = limit;
 	for (int i = 0; i < n; i++) {
 		uintptr_t cs = cand[i][0], ce = cand[i][1] < limit ? cand[i][1] : limit;
-		int err = sm_ready(r, cs, ce, 0);
+		int err;
 
+		if (not_durable(r, cs, ce) > WIDEN_MAX)
+			continue;
+		err = sm_ready(r, cs, ce, 0);
 		if (err != 0)
 			return err;
 		if (sm_sys_mprotect((void *)cs, ce - cs, prot) == 0)
@@ -276,53 +328,117 @@ int sm_reprotect(struct sm_region *r, uintptr_t s, uintptr_t e, int prot)
 #define FIEMAP_BATCH 256
 #define FIEMAP_MAX_EXTENTS 65536
 
-size_t sm_adopt_written(struct sm_region *r)
+/* A run of written bytes [lo, hi) of the file. */
+struct written {
+	uint64_t lo, hi;
+};
+
+/*
+ * The written extents over r's file range, as runs (contiguous extents
+ * merged), in a malloc'd array: their number, or 0 (none, or no memory).
+ * Unwritten, delalloc, shared, inline and encoded extents are not written
+ * blocks of the file's own.
+ */
+static size_t written_runs(const struct sm_region *r, int fd, struct written **out)
 {
 	const uint32_t bad = FIEMAP_EXTENT_UNKNOWN | FIEMAP_EXTENT_DELALLOC | FIEMAP_EXTENT_UNWRITTEN |
 			     FIEMAP_EXTENT_SHARED | FIEMAP_EXTENT_ENCODED | FIEMAP_EXTENT_DATA_INLINE |
 			     FIEMAP_EXTENT_NOT_ALIGNED | FIEMAP_EXTENT_DATA_TAIL;
-	/* struct fiemap ends in a flexible array: room for the batch after it. */
-	union {
-		struct fiemap fm;
-		char room[sizeof(struct fiemap) + FIEMAP_BATCH * sizeof(struct fiemap_extent)];
-	} q;
+	/* struct fiemap ends in a flexible array: room for the batch after it,
+	 * 14 KiB, on the heap (this runs on the program's thread, whose stack
+	 * may be small). */
+	struct fiemap *q = malloc(sizeof(*q) + FIEMAP_BATCH * sizeof(struct fiemap_extent));
 	uint64_t at = (uint64_t)r->off, end = at + (r->end - r->start);
-	uintptr_t limit;
-	size_t seen = 0, adopted = 0;
-	int last = 0, any = 0;
+	struct written *w = NULL;
+	size_t n = 0, cap = 0, seen = 0;
+	int last = 0;
 
-	if (r->file->cow || eof_limit(r, &limit) != 0 || limit == r->start)
-		return 0;
-	/* Written extents whose allocation is not committed yet would be
-	 * trusted too early: commit first, then look. */
-	if (fdatasync(r->file->fd) != 0)
-		return 0;
-	SM_STAT_ADD(syncs, 1);
-	while (!last && at < end && seen < FIEMAP_MAX_EXTENTS) {
-		memset(&q.fm, 0, sizeof(q.fm));
-		q.fm.fm_start = at;
-		q.fm.fm_length = end - at;
-		q.fm.fm_extent_count = FIEMAP_BATCH;
-		if (ioctl(r->file->fd, FS_IOC_FIEMAP, &q.fm) != 0 || q.fm.fm_mapped_extents == 0)
+	while (q != NULL && !last && at < end && seen < FIEMAP_MAX_EXTENTS) {
+		memset(q, 0, sizeof(*q));
+		q->fm_start = at;
+		q->fm_length = end - at;
+		q->fm_extent_count = FIEMAP_BATCH;
+		/* FIEMAP_FLAG_SYNC writes the file's dirty data back first, so that
+		 * what write(2) left delayed shows as the written extent it
+		 * becomes.  It commits nothing (the sync after does), and takes no
+		 * error from any description: it reads the mapping's legacy
+		 * AS_EIO bit, not errseq_t, and fails instead (nothing adopted). */
+		q->fm_flags = seen == 0 ? FIEMAP_FLAG_SYNC : 0;
+		if (ioctl(fd, FS_IOC_FIEMAP, q) != 0 || q->fm_mapped_extents == 0)
 			break;
-		for (uint32_t i = 0; i < q.fm.fm_mapped_extents; i++) {
-			const struct fiemap_extent *x = &q.fm.fm_extents[i];
+		for (uint32_t i = 0; i < q->fm_mapped_extents; i++) {
+			const struct fiemap_extent *x = &q->fm_extents[i];
 			uint64_t lo = x->fe_logical > (uint64_t)r->off ? x->fe_logical : (uint64_t)r->off;
 			uint64_t hi = x->fe_logical + x->fe_length < end ? x->fe_logical + x->fe_length : end;
 
-			/* The whole grains inside the extent; mark_whole_grains
-			 * keeps those in the mapping and before EOF. */
-			if (!(x->fe_flags & bad) && lo < hi) {
-				mark_whole_grains(r, (lo + r->grain - 1) / r->grain, hi / r->grain, limit);
-				any = 1;
-			}
 			last |= (x->fe_flags & FIEMAP_EXTENT_LAST) != 0;
 			at = x->fe_logical + x->fe_length;
+			if ((x->fe_flags & bad) || lo >= hi)
+				continue;
+			if (n > 0 && w[n - 1].hi == lo) {
+				w[n - 1].hi = hi;
+				continue;
+			}
+			if (n == cap) {
+				struct written *g = realloc(w, (cap = cap ? 2 * cap : 16) * sizeof(*w));
+
+				if (g == NULL) {
+					free(w);
+					free(q);
+					return 0;
+				}
+				w = g;
+			}
+			w[n++] = (struct written){lo, hi};
 		}
-		seen += q.fm.fm_mapped_extents;
+		seen += q->fm_mapped_extents;
 	}
-	if (!any)
+	free(q);
+	*out = w;
+	return n;
+}
+
+size_t sm_adopt_written(struct sm_region *r)
+{
+	struct written *w;
+	uintptr_t limit;
+	size_t n, adopted = 0;
+	int fd = file_fd(r);
+
+	if (r->file->cow || eof_limit(r, fd, &limit) != 0 || limit == r->start)
 		return 0;
+	/* A sync through the program's own open file description would take
+	 * the writeback errors its fsync is to report: without a description
+	 * of the library's own (region.c), nothing is adopted. */
+	if (fd == atomic_load_explicit(&r->file->fd, memory_order_relaxed))
+		return 0;
+	/* Look first, then commit, then trust only what was seen before the
+	 * commit.  The other way round, a block allocated between the sync and
+	 * FIEMAP (a pwrite into a hole written back, a plain mapping's fault,
+	 * another region's grain between its touch and its msync) shows as a
+	 * written extent that no commit covers yet, and would be adopted. */
+	n = written_runs(r, fd, &w);
+	if (n == 0)
+		return 0; /* nothing to adopt: no sync either */
+	if (sm_test_adopt_hook != NULL)
+		sm_test_adopt_hook(r);
+	/* The sync commits the allocation of every extent seen above (fdatasync
+	 * commits the journal transaction of the inode's last allocation).  A
+	 * failed sync adopts nothing and the map goes on: mmap(2) reports no
+	 * writeback error, the program's fsync still will (the error was
+	 * reported to the library's description only), and every grain then
+	 * faults and is synced on its own, so an error that persists reaches
+	 * the writer as SIGBUS. */
+	if (fdatasync(fd) != 0) {
+		free(w);
+		return 0;
+	}
+	SM_STAT_ADD(syncs, 1);
+	/* The whole grains inside each run; mark_whole_grains keeps those in
+	 * the mapping and before EOF. */
+	for (size_t i = 0; i < n; i++)
+		mark_whole_grains(r, (w[i].lo + r->grain - 1) / r->grain, w[i].hi / r->grain, limit);
+	free(w);
 	for (uint64_t g = sm_grain_of(r, r->start), last_g = sm_grain_of(r, r->end - 1), h; g <= last_g;
 	     g = h) {
 		g = sm_bits_next(r->bits, g, last_g + 1, 1);

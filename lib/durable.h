@@ -40,17 +40,21 @@ static inline uintptr_t sm_grain_end(const struct sm_region *r, uint64_t g)
  * Only grains that were made durable are ever made writable.
  * Returns 0 or an errno value: ENXIO if s is at or past EOF (nothing done),
  * ENOSPC/EDQUOT/EIO if a grain could not be made durable (it stays read-only),
- * ENOMEM if no widening helped.  Async-signal-safe; the caller holds a ref on r.
+ * ENOMEM if no widening helped within its bound (durable.c: WIDEN_MAX).  Async-signal-safe; the caller holds a ref on r.
  */
 int sm_ready(struct sm_region *r, uintptr_t s, uintptr_t e, int prot);
 
 /*
  * sm_adopt_written -- grains whose blocks are already allocated, written and
  * committed need no sync: mark them durable and give them r->prot now, so a
- * preallocated file takes no fault at all.  One fdatasync first makes what
- * FIEMAP then reports durable; only written extents count (not unwritten,
- * delalloc, shared, or on a copy-on-write filesystem).  Called on a new
- * region before it is published.  Returns the number of bytes adopted.
+ * preallocated file takes no fault at all.  FIEMAP first, then one fdatasync
+ * makes durable what it reported (and only that is adopted); only written
+ * extents count (not unwritten, delalloc, shared, or on a copy-on-write
+ * filesystem), and a file without any is not synced.  The sync goes through
+ * the library's own open file description; without one (region.c) nothing
+ * is adopted, and a failed sync adopts nothing (errno set): the program's
+ * fsync reports the error, the grains fault as usual.  Called on a new region
+ * before it is published.  Returns the number of bytes adopted.
  */
 size_t sm_adopt_written(struct sm_region *r);
 
@@ -64,6 +68,12 @@ static inline int sm_prot_readonly(int prot)
 {
 	return prot & PROT_WRITE ? (prot & ~PROT_WRITE) | PROT_READ : prot;
 }
+
+/* Test hook: defined by a test program, never by the library (a weak
+ * hidden reference: null in the shared libraries, whatever a program
+ * defines, and in any build that links no test).  sm_adopt_written
+ * calls it between reading the file's extents and the sync that commits them. */
+void sm_test_adopt_hook(struct sm_region *r) __attribute__((weak, visibility("hidden")));
 
 /* Fault injection for tests: while > 0 counts down at every sync; the sync that
  * takes it to 0 fails with sm_inject_errno instead of running. */

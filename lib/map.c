@@ -276,7 +276,9 @@ static void *map_fault(void *addr, size_t len, int prot, int flags, int fd, off_
 	r->bits = sm_bits_new(off, rlen, r->grain);
 	if (r->bits == NULL)
 		goto fail_errno;
-	r->alias = sm_sys_mmap(NULL, rlen, PROT_READ | PROT_WRITE, MAP_SHARED, fd, off);
+	/* From the library's own open file description, so that the grain's
+	 * msync reports writeback errors to it, not to the program's (region.c). */
+	r->alias = sm_sys_mmap(NULL, rlen, PROT_READ | PROT_WRITE, MAP_SHARED, r->file->lfd, off);
 	if (r->alias == MAP_FAILED) {
 		r->alias = NULL;
 		goto fail_errno;
@@ -677,8 +679,8 @@ static void *grow_in_place(struct sm_region *last, uintptr_t old, size_t old_len
 		errno = ENOMEM;
 		return MAP_FAILED;
 	}
-	p = map_fault((void *)want, new_len - old_len, last->prot, MAP_SHARED | MAP_FIXED, last->file->fd,
-		      off + (off_t)old_len, NULL, &cl);
+	p = map_fault((void *)want, new_len - old_len, last->prot, MAP_SHARED | MAP_FIXED,
+		      sm_file_fd(last->file), off + (off_t)old_len, NULL, &cl);
 	if (p == MAP_FAILED) {
 		sm_claim_release(&cl);
 		errno = ENOMEM;
@@ -741,8 +743,8 @@ static void *remap_fault(struct sm_region *const *rs, size_t n, uintptr_t old, s
 		}
 		return MAP_FAILED;
 	}
-	p = map_fault((void *)target, new_len, prot, MAP_SHARED | (c != NULL ? MAP_FIXED : 0), file->fd, off,
-		      c, c != NULL ? &cl : NULL);
+	p = map_fault((void *)target, new_len, prot, MAP_SHARED | (c != NULL ? MAP_FIXED : 0),
+		      sm_file_fd(file), off, c, c != NULL ? &cl : NULL);
 	if (p == MAP_FAILED && c != NULL)
 		sm_claim_release(&cl);
 	if (p != MAP_FAILED && sm_region_get((uintptr_t)p, &nr) == SM_FOUND) {

@@ -62,12 +62,7 @@ static int affected(const struct sm_region *r, uint64_t off, uint64_t end, uintp
 
 int syncmap_file_changed(int fd, off_t off, off_t len)
 {
-	struct sm_region **rs;
 	struct stat st;
-	struct sm_file *f;
-	uint64_t end;
-	size_t n;
-	int rc = 0;
 
 	sm_init();
 	if (off < 0 || len < 0) {
@@ -76,10 +71,21 @@ int syncmap_file_changed(int fd, off_t off, off_t len)
 	}
 	if (fstat(fd, &st) != 0)
 		return -1;
+	return sm_file_changed_ino(st.st_dev, st.st_ino, off, len);
+}
+
+int sm_file_changed_ino(dev_t dev, ino_t ino, off_t off, off_t len)
+{
+	struct sm_region **rs;
+	struct sm_file *f;
+	uint64_t end;
+	size_t n;
+	int rc = 0;
+
 	end = len == 0 || (uint64_t)off + (uint64_t)len < (uint64_t)off ? UINT64_MAX
 									: (uint64_t)off + (uint64_t)len;
 	sm_table_lock();
-	f = sm_file_find(st.st_dev, st.st_ino);
+	f = sm_file_find(dev, ino);
 	n = f != NULL ? sm_regions_in(0, UINTPTR_MAX, &rs) : 0;
 	if (n == (size_t)-1) {
 		errno = ENOMEM;

@@ -23,10 +23,12 @@
 #include <linux/magic.h>
 #include <pthread.h>
 #include <sched.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/vfs.h>
 #include <time.h>
 #include <unistd.h>
@@ -445,7 +447,7 @@ void sm_cut_commit(struct sm_cut *c, int drop, int prot, struct sm_region *add)
 struct sm_file *sm_file_find(dev_t dev, ino_t ino)
 {
 	for (struct sm_file *f = files; f != NULL; f = f->next)
-		if (f->dev == dev && f->ino == ino)
+		if (f->dev == dev && f->ino == ino && f->nref > 0)
 			return f;
 	return NULL;
 }
@@ -477,30 +479,234 @@ static int is_dax(int fd)
 	return 0;
 }
 
+/*
+ * Is descriptor n still the library's descriptor of f?  The program may close
+ * any descriptor it did not open (closefrom, close_range) or dup2 over it, and
+ * the number may then hold another file: the library must never act on that.
+ * Same inode, and still close-on-exec (the library's always are; dup2 and
+ * most opens give a number without it).  Not a proof: the program reopening
+ * the same file with O_CLOEXEC into the very number passes, and the library
+ * then acts on a descriptor of the same file.
+ */
+static int fd_is_ours(int n, const struct sm_file *f)
+{
+	struct stat st;
+	int fl;
+
+	if (n < 0 || fstat(n, &st) != 0 || st.st_dev != f->dev || st.st_ino != f->ino)
+		return 0;
+	fl = fcntl(n, F_GETFD);
+	return fl >= 0 && (fl & FD_CLOEXEC);
+}
+
+int sm_file_fd(struct sm_file *f)
+{
+	int n = atomic_load_explicit(&f->fd, memory_order_relaxed);
+
+	if (fd_is_ours(n, f))
+		return n;
+	errno = EBADF;
+	return -1;
+}
+
+/* Does /proc/locks list a POSIX lock (held or waited for) of this process on
+ * dev:ino?  Its pids are in the pid namespace of that /proc, and so is the
+ * name of /proc/self.  1 also when it cannot be read: then nothing may be
+ * closed, as far as the library can tell. */
+static int proc_locks_held(dev_t dev, ino_t ino)
+{
+	char self[32], line[256];
+	ssize_t n = readlink("/proc/self", self, sizeof(self) - 1);
+	long pid;
+	FILE *f;
+	int held = 0;
+
+	if (n <= 0)
+		return 1;
+	self[n] = '\0';
+	pid = strtol(self, NULL, 10);
+	f = fopen("/proc/locks", "re");
+	if (f == NULL)
+		return 1;
+	/* "7: POSIX  ADVISORY  WRITE 1234 08:01:5678 0 EOF", a waiter as
+	 * "7: -> POSIX ..."; the device as the kernel's major:minor in hex. */
+	while (!held && fgets(line, sizeof(line), f) != NULL) {
+		char *p = strchr(line, ':'), type[16];
+		unsigned maj, min;
+		unsigned long i;
+		long lpid;
+
+		if (p == NULL)
+			continue;
+		p += 1 + strspn(p + 1, " ");
+		if (strncmp(p, "->", 2) == 0)
+			p += 2;
+		if (sscanf(p, "%15s %*s %*s %ld %x:%x:%lu", type, &lpid, &maj, &min, &i) == 5 &&
+		    strcmp(type, "POSIX") == 0 && lpid == pid && maj == major(dev) && min == minor(dev) &&
+		    i == (unsigned long)ino)
+			held = 1;
+	}
+	fclose(f);
+	return held;
+}
+
+/* May this process hold a POSIX lock on f's inode?  Asked through the
+ * library's descriptor with F_OFD_GETLK: an OFD request's owner is the open
+ * file description, the program's POSIX locks belong to its descriptor table,
+ * so they conflict with a whole-file write lock and are reported, with our
+ * pid.  F_UNLCK means no lock of any kind: one system call (0.5 us on the
+ * 6.18 host) in the common case.  A lock of another process may hide ours
+ * (one is reported): then /proc/locks, which lists them all, decides (11 us
+ * to read a short list; only for files other processes lock too). */
+static int holds_posix_lock(const struct sm_file *f, int n)
+{
+	struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+
+	if (fcntl(n, F_OFD_GETLK, &fl) == 0) {
+		if (fl.l_type == F_UNLCK)
+			return 0;
+		if (fl.l_pid == getpid())
+			return 1;
+	}
+	return proc_locks_held(f->dev, f->ino);
+}
+
+/*
+ * Let go of an unreferenced file's descriptor: 1 if done, 0 if it must wait.
+ * Closing any descriptor of an inode drops every POSIX (fcntl) record lock
+ * the process holds on it (the kernel's filp_close calls locks_remove_posix
+ * with the descriptor table as owner, whichever descriptor it is), so the
+ * library closes its own only while the process holds none there.  What
+ * remains: a lock another thread takes between the check and the close
+ * (microseconds) is dropped; a program that locks a file in one thread while
+ * unmapping its last mapping in another is exposed to that.  OFD and flock
+ * locks belong to an open file description and are not touched by a close.
+ */
+static int file_let_go(struct sm_file *f)
+{
+	int n = atomic_load_explicit(&f->fd, memory_order_relaxed);
+	int l = atomic_load_explicit(&f->lfd, memory_order_relaxed);
+	int n_ours = fd_is_ours(n, f), l_ours = l != n && fd_is_ours(l, f);
+
+	if (!n_ours && !l_ours)
+		return 1; /* the numbers are the program's now: forget them */
+	if (holds_posix_lock(f, l_ours ? l : n))
+		return 0;
+	if (n_ours)
+		close(n);
+	if (l_ours)
+		close(l);
+	return 1;
+}
+
+/* Files left with nref 0 and their descriptors open, because the process
+ * held POSIX locks on them: let go of those whose locks are gone.  Run at
+ * each sm_file_get and sm_file_put (a few system calls per parked file), so
+ * a parked descriptor lasts until the next map or unmap after the unlock.
+ * Nothing is needed at exit: the kernel drops an exiting process's locks. */
+static void sweep_parked(void)
+{
+	for (struct sm_file **pp = &files; *pp != NULL;) {
+		struct sm_file *f = *pp;
+
+		if (f->nref == 0 && file_let_go(f)) {
+			*pp = f->next;
+			free(f);
+		} else {
+			pp = &f->next;
+		}
+	}
+}
+
+/*
+ * The library's own open file description of the program's file, or -1.
+ * Writeback errors are reported once per open file description (each struct
+ * file samples the mapping's errseq_t), so what the library syncs through a
+ * description of its own takes nothing from what the program's fsync will
+ * report; a duplicate shares the program's description, and its syncs did.
+ * Reopened through /proc/self/fd with the program's access mode, so that the
+ * library can do no more than the program could (an O_RDONLY descriptor still
+ * gets EACCES for the writable alias).  Not when the program holds a lease on
+ * its description: an open for write breaks even the opener's own lease; and
+ * with O_NONBLOCK, so that an open that would have to break one fails at once
+ * instead of waiting out lease-break-time.  Costs ~7 us per new file (path
+ * walk through /proc), and the file sees an extra open and close (inotify).
+ */
+static int own_description(int fd)
+{
+	char path[32];
+	int fl = fcntl(fd, F_GETFL), lease = fcntl(fd, F_GETLEASE), n;
+
+	if (fl < 0 || lease == F_RDLCK || lease == F_WRLCK)
+		return -1;
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	/* The raw system call: under the preload shim, open() may be wrapped,
+	 * and this runs with the table lock held. */
+	n = (int)syscall(SYS_openat, AT_FDCWD, path, (fl & O_ACCMODE) | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (n < 0)
+		return -1;
+	fcntl(n, F_SETFL, 0); /* O_NONBLOCK was for the open only */
+	return n;
+}
+
+/* A new file, a parked one, or one whose descriptor the program took, gets
+ * its descriptors from the program's fd: a number no longer ours is not ours
+ * to close.  Refused reopening (no /proc mounted, the file's mode changed
+ * since the program opened it, a lease) leaves lfd = fd: errors shared with
+ * the program, as before, and adoption skipped (durable.c). */
+static int file_reopen(struct sm_file *f, int fd)
+{
+	int n = atomic_load_explicit(&f->fd, memory_order_relaxed);
+	int l = atomic_load_explicit(&f->lfd, memory_order_relaxed);
+
+	if (!fd_is_ours(n, f)) {
+		/* The user may close theirs right after mapping, as mmap(2)
+		 * allows; O_CLOEXEC so that exec leaks nothing of ours. */
+		int d = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+
+		if (d < 0)
+			return -1;
+		if (l == n)
+			l = -1; /* it was the same number */
+		n = d;
+		/* The fault path loads it once and checks it (durable.c). */
+		atomic_store_explicit(&f->fd, n, memory_order_relaxed);
+	}
+	if (!fd_is_ours(l, f)) {
+		l = own_description(fd);
+		atomic_store_explicit(&f->lfd, l >= 0 ? l : n, memory_order_relaxed);
+	}
+	return 0;
+}
+
 struct sm_file *sm_file_get(int fd)
 {
 	struct stat st;
 	struct sm_file *f;
 
+	sweep_parked();
 	if (fstat(fd, &st) != 0)
 		return NULL;
-	f = sm_file_find(st.st_dev, st.st_ino);
+	for (f = files; f != NULL; f = f->next)
+		if (f->dev == st.st_dev && f->ino == st.st_ino)
+			break;
 	if (f != NULL) {
+		if (file_reopen(f, fd) != 0)
+			return NULL;
 		f->nref++;
 		return f;
 	}
 	f = calloc(1, sizeof(*f));
 	if (f == NULL)
 		return NULL;
-	/* Our own descriptor: the user may close theirs right after mapping, as
-	 * mmap(2) allows; O_CLOEXEC so that exec leaks nothing of ours. */
-	f->fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
-	if (f->fd < 0) {
+	f->dev = st.st_dev;
+	f->ino = st.st_ino;
+	atomic_init(&f->fd, -1);
+	atomic_init(&f->lfd, -1);
+	if (file_reopen(f, fd) != 0) {
 		free(f);
 		return NULL;
 	}
-	f->dev = st.st_dev;
-	f->ino = st.st_ino;
 	f->nref = 1;
 	f->dax = is_dax(fd);
 	f->cow = is_cow_fs(fd);
@@ -511,15 +717,11 @@ struct sm_file *sm_file_get(int fd)
 
 void sm_file_put(struct sm_file *f)
 {
-	struct sm_file **pp;
-
 	if (f == NULL || --f->nref > 0)
 		return;
-	for (pp = &files; *pp != f; pp = &(*pp)->next)
-		;
-	*pp = f->next;
-	close(f->fd);
-	free(f);
+	/* Parked (nref 0, still listed) until its descriptor may be closed;
+	 * the next map of the inode takes it back. */
+	sweep_parked();
 }
 
 struct sm_bits *sm_bits_new(off_t off, size_t len, size_t grain)

@@ -8,12 +8,20 @@
 #include <sys/types.h>
 
 /* One open file behind FAULT mappings, shared by every mapping of that inode,
- * so that 10,000 mappings of one file cost one descriptor. */
+ * so that 10,000 mappings of one file cost two descriptors.  With nref 0 it is
+ * parked: kept, descriptors open, while the process holds POSIX locks on the
+ * file (closing would drop them: region.c). */
 struct sm_file {
 	struct sm_file *next; /* list under the table lock */
 	dev_t dev;
 	ino_t ino;
-	int fd;			/* the library's O_CLOEXEC duplicate */
+	/* The library's descriptors (O_CLOEXEC), replaced under the table lock if
+	 * the program took their numbers: fd duplicates the program's open file
+	 * description (the program's mappings are remapped from it, as the kernel
+	 * keeps a moved mapping's file); lfd is a description of the library's
+	 * own, for the alias, allocation and syncs, so that writeback errors
+	 * reach the program's fsync (region.c), or fd where it cannot be had. */
+	_Atomic int fd, lfd;
 	int nref;		/* regions using it, under the table lock */
 	unsigned dax : 1;	/* statx says DAX */
 	unsigned mapsync : 1;	/* the kernel accepted MAP_SYNC for it */
@@ -135,6 +143,14 @@ void sm_region_unblock(struct sm_region *r);
 struct sm_file *sm_file_get(int fd); /* NULL/errno */
 struct sm_file *sm_file_find(dev_t dev, ino_t ino);
 void sm_file_put(struct sm_file *f);
+
+/* f's descriptor if it is still the library's (the program may have closed
+ * or dup2'd over it: then -1/EBADF, and nothing may be done with the number).
+ * No lock: the caller holds a ref on a region using f. */
+int sm_file_fd(struct sm_file *f);
+
+/* syncmap_file_changed() for the file dev:ino (prepare.c). */
+int sm_file_changed_ino(dev_t dev, ino_t ino, off_t off, off_t len);
 struct sm_bits *sm_bits_new(off_t off, size_t len, size_t grain); /* NULL/errno */
 void sm_bits_put(struct sm_bits *b);
 

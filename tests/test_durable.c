@@ -9,13 +9,16 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <linux/fiemap.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -347,5 +350,146 @@ Test(durable, written_extents_start_writable)
 	cr_expect_eq(range_allocated(cf, 0, 1 << 20), 1, "the adopted range is allocated on disk");
 	close(cf);
 	syncmap_munmap(p, 4 << 20);
+	close(fd);
+}
+
+/* sm_adopt_written's hook (durable.h): while adopt_fd >= 0, write a whole
+ * grain at adopt_off and write it back, so that it is a written extent whose
+ * allocation no journal commit has covered yet. */
+static int adopt_fd = -1;
+static off_t adopt_off;
+
+void sm_test_adopt_hook(struct sm_region *r)
+{
+	static char data[1 << 20];
+
+	(void)r;
+	if (adopt_fd < 0 || sm_cfg.grain > sizeof(data))
+		return;
+	memset(data, 0x5c, sm_cfg.grain);
+	if (pwrite(adopt_fd, data, sm_cfg.grain, adopt_off) == (ssize_t)sm_cfg.grain)
+		sync_file_range(adopt_fd, adopt_off, (off_t)sm_cfg.grain,
+				SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
+					SYNC_FILE_RANGE_WAIT_AFTER);
+}
+
+/* Adoption trusts a written extent because a sync made its allocation
+ * durable: only extents that existed before that sync may be adopted.  A
+ * grain allocated while the map adopts (another thread's pwrite into a hole,
+ * a plain mapping's writeback) must fault as usual. */
+Test(durable, adoption_takes_only_extents_seen_before_its_sync)
+{
+	static char data[1 << 20];
+	unsigned char *p;
+	char perms[5];
+	int fd;
+
+	OWN_LOOPFS_OR_SKIP(&fs, "ext4", 64, "commit=60");
+	sm_test_env("SYNCMAP_PRESYNC", "0");
+	fd = make_sparse(fs.dir, "race.dat", 4 << 20, NULL, 0);
+	cr_assert(fd >= 0);
+	memset(data, 0x3c, sizeof(data));
+	cr_assert_eq(pwrite(fd, data, sizeof(data), 0), (ssize_t)sizeof(data));
+	cr_assert_eq(fsync(fd), 0);
+	adopt_fd = fd;
+	adopt_off = 2 << 20;
+	p = syncmap_mmap(NULL, 4 << 20, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	adopt_fd = -1;
+	cr_assert_neq(p, MAP_FAILED);
+	FAULT_OR_SKIP(p);
+	cr_assert_eq(range_allocated(fd, 2 << 20, sm_cfg.grain), 1,
+		     "the hook's grain is not a written extent: the test shows nothing");
+	cr_assert_eq(maps_perms(p, perms), 0);
+	cr_assert_eq(perms[1], 'w', "the file's written megabyte was not adopted: the test shows nothing");
+	cr_assert_eq(maps_perms(p + (2 << 20), perms), 0);
+	cr_expect_eq(perms[1], '-', "a grain allocated after the extents were read was adopted: %s", perms);
+	syncmap_munmap(p, 4 << 20);
+	close(fd);
+}
+
+/* Mapping runs adoption on the caller's thread: it must fit a small thread
+ * stack (PTHREAD_STACK_MIN, 16 KiB on x86-64), not take 14 KiB of it for a
+ * FIEMAP batch. */
+static void *map_on_small_stack(void *arg)
+{
+	int fd = *(int *)arg;
+	void *p = syncmap_mmap(NULL, 4 << 20, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+
+	if (p != MAP_FAILED)
+		syncmap_munmap(p, 4 << 20);
+	return p;
+}
+
+Test(durable, adoption_fits_a_small_thread_stack)
+{
+	static char data[1 << 20];
+	pthread_attr_t a;
+	pthread_t t;
+	void *res;
+	int fd;
+
+	LOOPFS_OR_SKIP(&fs, "ext4", 64, "commit=60");
+	sm_test_env("SYNCMAP_PRESYNC", "0");
+	if (expected_mode(fs.dir) == SYNCMAP_MODE_KERNEL)
+		cr_skip_test("FAULT-mode behaviour, and this filesystem grants MAP_SYNC");
+	fd = make_sparse(fs.dir, "small.dat", 4 << 20, NULL, 0);
+	cr_assert(fd >= 0);
+	memset(data, 0x3c, sizeof(data));
+	cr_assert_eq(pwrite(fd, data, sizeof(data), 0), (ssize_t)sizeof(data)); /* something to adopt */
+	cr_assert_eq(pthread_attr_init(&a), 0);
+	cr_assert_eq(pthread_attr_setstacksize(&a, PTHREAD_STACK_MIN), 0);
+	cr_assert_eq(pthread_create(&t, &a, map_on_small_stack, &fd), 0);
+	cr_assert_eq(pthread_join(t, &res), 0);
+	cr_expect_neq(res, MAP_FAILED, "syncmap_mmap on a small stack: %s", strerror(errno));
+	close(fd);
+}
+
+static void on_sigbus_exit(int sig)
+{
+	(void)sig;
+	_exit(42);
+}
+
+/* At the VMA limit with no durable grain near the write, the only upgrade
+ * that splits nothing covers the whole mapping.  On a large sparse file that
+ * would allocate (and sync, inside the signal handler) every block up to
+ * EOF, and could fill the disk: widening is bounded, and past the bound the
+ * write gets SIGBUS, as for any grain that cannot be made durable. */
+Test(durable, widening_is_bounded_on_a_large_sparse_file, .timeout = 240)
+{
+	const size_t len = (size_t)128 << 20;
+	struct stat sb;
+	unsigned char *p;
+	size_t fill_len;
+	void *fill;
+	pid_t pid;
+	int fd, st;
+
+	LOOPFS_OR_SKIP(&fs, "ext4", 256, "commit=60");
+	sm_test_env("SYNCMAP_PRESYNC", "0");
+	fd = make_sparse(fs.dir, "huge.dat", len, NULL, 0);
+	cr_assert(fd >= 0);
+	p = syncmap_mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	cr_assert_neq(p, MAP_FAILED);
+	FAULT_OR_SKIP(p);
+	/* Too few VMAs to spare for upgrading a grain inside the read-only VMA,
+	 * which needs two (fill_vmas counts [vsyscall], which is no VMA). */
+	fill = fill_vmas(0, &fill_len);
+	cr_assert_not_null(fill, "could not fill the VMA budget");
+	pid = fork();
+	if (pid == 0) {
+		signal(SIGBUS, on_sigbus_exit);
+		POKE(p + len / 2, 1);
+		_exit(0);
+	}
+	cr_assert_eq(waitpid(pid, &st, 0), pid);
+	munmap(fill, fill_len);
+	cr_assert_eq(fstat(fd, &sb), 0);
+	cr_expect_lt((size_t)sb.st_blocks * 512, len / 2,
+		     "one write at the VMA limit allocated %lld MiB of %zu",
+		     (long long)sb.st_blocks * 512 >> 20, len >> 20);
+	cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 42,
+		  "the write was not refused with SIGBUS (status %#x)", st);
+	syncmap_munmap(p, len);
 	close(fd);
 }

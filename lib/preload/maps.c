@@ -145,23 +145,26 @@ PL_EXPORT void *mremap(void *old, size_t old_len, size_t new_len, int flags, ...
 static int remove_fault(struct sm_region *r, uintptr_t s, uintptr_t e)
 {
 	off_t off = r->off + (off_t)(s - r->start);
-	int fd, rc = 0;
+	dev_t dev = r->file->dev;
+	ino_t ino = r->file->ino;
+	int fd, rc;
 
 	if (!(r->prot & PROT_WRITE)) {
+		sm_region_put(r);
 		errno = EACCES; /* as the kernel for a mapping without write access */
 		return -1;
 	}
-	/* Our own descriptor: syncmap_file_changed() blocks the region, which
-	 * must not be held while it does. */
-	fd = fcntl(r->file->fd, F_DUPFD_CLOEXEC, 0);
+	/* Punched through the library's descriptor while the ref keeps it, and
+	 * the file then named by its inode: no descriptor is opened and closed
+	 * for it, as a close would drop the program's POSIX locks on the file
+	 * (region.c).  The ref goes first: sm_file_changed_ino() blocks the
+	 * region, which must not be held while it does. */
+	fd = sm_file_fd(r->file);
+	rc = fd < 0 ? -1
+		    : REAL(fallocate)(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off, (off_t)(e - s));
 	sm_region_put(r);
-	if (fd < 0)
-		return -1;
-	if (REAL(fallocate)(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off, (off_t)(e - s)) != 0)
-		rc = -1;
-	else if (syncmap_file_changed(fd, off, (off_t)(e - s)) == 0)
+	if (rc == 0 && sm_file_changed_ino(dev, ino, off, (off_t)(e - s)) == 0)
 		PL_STAT_ADD(files_changed, 1);
-	close(fd);
 	return rc;
 }
 
