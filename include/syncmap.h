@@ -11,9 +11,13 @@
 extern "C" {
 #endif
 
+/* The version of this header; CMakeLists.txt reads it from here.  The
+ * library the program runs with may be newer: ask syncmap_version(). */
 #define SYNCMAP_VERSION_MAJOR 0
-#define SYNCMAP_VERSION_MINOR 1
+#define SYNCMAP_VERSION_MINOR 2
 #define SYNCMAP_VERSION_PATCH 0
+#define SYNCMAP_VERSION_HEX \
+	((SYNCMAP_VERSION_MAJOR << 16) | (SYNCMAP_VERSION_MINOR << 8) | SYNCMAP_VERSION_PATCH)
 
 #if defined(__GNUC__)
 #define SYNCMAP_EXPORT __attribute__((visibility("default")))
@@ -141,10 +145,21 @@ struct syncmap_stats {
 	uint64_t bytes_prepared;	  /* bytes made durable-writable, all paths */
 	uint64_t presync_grains;	  /* grains readied ahead of the writer */
 	uint64_t errors;		  /* faults that could not be made durable */
+	/* Room to grow without changing the struct's size (the ABI): a later
+	 * version puts new counters here.  Zero until then. */
+	uint64_t spare[9];
 };
 
 /* syncmap_stats_get -- process-wide counters since start (or fork). */
 SYNCMAP_EXPORT void syncmap_stats_get(struct syncmap_stats *out);
+
+/* syncmap_version -- the version of the library the program runs with, as
+ * (major << 16) | (minor << 8) | patch: compare with SYNCMAP_VERSION_HEX,
+ * the version the program was built against.  Never fails. */
+SYNCMAP_EXPORT unsigned syncmap_version(void);
+
+/* syncmap_version_string -- the same as "major.minor.patch", a static string. */
+SYNCMAP_EXPORT const char *syncmap_version_string(void);
 
 #ifdef __cplusplus
 }

@@ -563,15 +563,18 @@ static void print_json(const struct info *in)
 
 int main(int argc, char **argv)
 {
-	static const struct option lo[] = {
-		{"json", no_argument, NULL, 'j'}, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+	static const struct option lo[] = {{"json", no_argument, NULL, 'j'},
+					   {"help", no_argument, NULL, 'h'},
+					   {"version", no_argument, NULL, 'V'},
+					   {NULL, 0, NULL, 0}};
 	struct info in;
 	int json = 0, c;
 
-	while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "hV", lo, NULL)) != -1) {
 		switch (c) {
 		case 'j': json = 1; break;
 		case 'h': fputs(usage, stdout); return 0;
+		case 'V': printf("syncmap-info (libsyncmap) %s\n", syncmap_version_string()); return 0;
 		default: fputs(usage, stderr); return 2;
 		}
 	}

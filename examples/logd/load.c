@@ -11,6 +11,7 @@
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
+#include <syncmap.h> /* the version only: logd-load drives logd over TCP */
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -436,12 +437,19 @@ static int parse_num(const char *s, long lo, long hi, long *out)
 int main(int argc, char **argv)
 {
 	static const struct option lo[] = {
-		{"host", required_argument, NULL, 'H'},	 {"port", required_argument, NULL, 'p'},
-		{"conns", required_argument, NULL, 'c'}, {"window", required_argument, NULL, 'w'},
-		{"size", required_argument, NULL, 's'},	 {"duration", required_argument, NULL, 'd'},
-		{"lines", required_argument, NULL, 'n'}, {"compare", no_argument, NULL, 'C'},
-		{"dir", required_argument, NULL, 'D'},	 {"logd", required_argument, NULL, 'L'},
-		{"help", no_argument, NULL, 'h'},	 {NULL, 0, NULL, 0},
+		{"host", required_argument, NULL, 'H'},
+		{"port", required_argument, NULL, 'p'},
+		{"conns", required_argument, NULL, 'c'},
+		{"window", required_argument, NULL, 'w'},
+		{"size", required_argument, NULL, 's'},
+		{"duration", required_argument, NULL, 'd'},
+		{"lines", required_argument, NULL, 'n'},
+		{"compare", no_argument, NULL, 'C'},
+		{"dir", required_argument, NULL, 'D'},
+		{"logd", required_argument, NULL, 'L'},
+		{"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, 'V'},
+		{NULL, 0, NULL, 0},
 	};
 	struct cfg cfg = {
 		.host = "127.0.0.1", .port = 7411, .conns = 4, .window = 1, .size = 128, .seconds = 3};
@@ -452,7 +460,7 @@ int main(int argc, char **argv)
 	char *end;
 	struct result res;
 
-	while ((ch = getopt_long(argc, argv, "H:p:c:w:s:d:n:h", lo, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "H:p:c:w:s:d:n:hV", lo, NULL)) != -1) {
 		switch (ch) {
 		case 'H': cfg.host = optarg; break;
 		case 'p':
@@ -489,6 +497,10 @@ int main(int argc, char **argv)
 		case 'D': dir = optarg; break;
 		case 'L': logd = optarg; break;
 		case 'h': fputs(usage, stdout); return 0;
+		case 'V':
+			printf("logd-load (libsyncmap) %d.%d.%d\n", SYNCMAP_VERSION_MAJOR,
+			       SYNCMAP_VERSION_MINOR, SYNCMAP_VERSION_PATCH);
+			return 0;
 		default: fputs(usage, stderr); return 2;
 		}
 	}

@@ -477,16 +477,21 @@ struct opts {
 static int parse(int argc, char **argv, struct opts *o)
 {
 	static const struct option lo[] = {
-		{"port", required_argument, NULL, 'p'},	    {"bind", required_argument, NULL, 'b'},
-		{"max-line", required_argument, NULL, 'm'}, {"chunk", required_argument, NULL, 'c'},
-		{"fsync", no_argument, NULL, 'F'},	    {"quiet", no_argument, NULL, 'q'},
-		{"help", no_argument, NULL, 'h'},	    {NULL, 0, NULL, 0},
+		{"port", required_argument, NULL, 'p'},
+		{"bind", required_argument, NULL, 'b'},
+		{"max-line", required_argument, NULL, 'm'},
+		{"chunk", required_argument, NULL, 'c'},
+		{"fsync", no_argument, NULL, 'F'},
+		{"quiet", no_argument, NULL, 'q'},
+		{"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, 'V'},
+		{NULL, 0, NULL, 0},
 	};
 	int ch;
 	size_t v;
 
 	*o = (struct opts){.bind = "127.0.0.1", .port = 7411, .max_line = 65536, .log = {.create = 1}};
-	while ((ch = getopt_long(argc, argv, "p:b:m:c:qh", lo, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "p:b:m:c:qhV", lo, NULL)) != -1) {
 		switch (ch) {
 		case 'p':
 			if (parse_size(optarg, &v) != 0 || v > 65535) {
@@ -513,6 +518,7 @@ static int parse(int argc, char **argv, struct opts *o)
 		case 'F': o->log.backend = PMLOG_FSYNC; break;
 		case 'q': o->quiet = 1; break;
 		case 'h': fputs(usage, stdout); exit(0);
+		case 'V': printf("logd (libsyncmap) %s\n", syncmap_version_string()); exit(0);
 		default: fputs(usage, stderr); return -1;
 		}
 	}

@@ -353,6 +353,10 @@ int main(int argc, char **argv)
 	struct args a;
 	const char *cmd;
 
+	if (argc >= 2 && strcmp(argv[1], "--version") == 0) {
+		printf("pmlog (libsyncmap) %s\n", syncmap_version_string());
+		return 0;
+	}
 	if (argc >= 2 && (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0)) {
 		fputs(usage, stdout);
 		return 0;

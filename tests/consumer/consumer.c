@@ -23,8 +23,11 @@ int main(int argc, char **argv)
 	if (syncmap_persist(p + 100, 1) != 0)
 		return 3;
 	syncmap_stats_get(&st);
-	printf("consumer: mode %d, maps %llu\n", (int)syncmap_mode(p),
-	       (unsigned long long)(st.maps_fault + st.maps_kernel));
+	/* The library it runs with is the one it was built against. */
+	if (syncmap_version() != SYNCMAP_VERSION_HEX)
+		return 4;
+	printf("consumer: libsyncmap %s, mode %d, maps %llu\n", syncmap_version_string(),
+	       (int)syncmap_mode(p), (unsigned long long)(st.maps_fault + st.maps_kernel));
 	syncmap_munmap(p, 1 << 16);
 	close(fd);
 	unlink(path);

@@ -63,8 +63,10 @@ cmake --build cm >/dev/null
 libdir=$(realpath "$(pkg-config --variable=libdir syncmap)")
 cc -Wall -Wextra -Werror -o static_c "$cons/consumer.c" -I/usr/include "$libdir/libsyncmap.a" \
 	$(pkg-config --libs libpmem2 libuv) -lpthread
+ver=$(pkg-config --modversion syncmap)
 for exe in pc_c pc_cxx cm/consumer_c cm/consumer_cxx static_c; do
-	./"$exe" "$work/$(basename "$exe").dat"
+	./"$exe" "$work/$(basename "$exe").dat" | tee out.txt
+	grep -q "libsyncmap $ver," out.txt || { say "FAIL: $exe runs with another libsyncmap than $ver"; exit 1; }
 done
 used=$(ldd pc_c | sed -n 's/^[[:space:]]*libsyncmap\.so\.0 => \([^ ]*\).*/\1/p')
 [ -n "$used" ] && [ "$(realpath "$used")" = "$(realpath "$libdir/libsyncmap.so.0")" ] ||
