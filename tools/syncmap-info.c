@@ -90,6 +90,8 @@ struct info {
 	struct probe self;  /* the path itself (statx; MAP_SYNC read-only for a file) */
 	struct probe fresh; /* a temporary file in dir */
 	const char *mode, *persist, *mode_source;
+	const char *mode_note;	    /* why the mode is what it is, when it needs saying */
+	char error[PATH_MAX + 256]; /* why the path could not be examined */
 	char mode_buf[128];
 	int mismatch; /* the real mapping and the library's rules disagree */
 	const char *cpu_flush;
@@ -242,15 +244,20 @@ static int temp_file(const char *dir, char *why, size_t whylen)
 
 /* What the library's rules (lib/map.c) give for a file with these probe
  * results; used where no real mapping could be made, and as a cross-check. */
-static void derive_mode(const struct probe *p, const char **mode, const char **persist)
+/* The mode syncmap_mmap refuses to give: a value, and its reason apart. */
+static const char kernel_refused[] = "SYNCMAP_MODE=kernel: syncmap_mmap fails with EOPNOTSUPP";
+
+static void derive_mode(const struct probe *p, const char **mode, const char **persist, const char **note)
 {
+	*note = NULL;
 	int cpu_ok = sm_flush_cpu_fn() != NULL;
 
 	if (p->accepted && sm_cfg.mode != SM_PREF_FAULT) {
 		*mode = "KERNEL";
 		*persist = sm_cfg.flush == SM_FLUSH_MSYNC || !cpu_ok ? "msync" : "cache-line flush";
 	} else if (!p->accepted && sm_cfg.mode == SM_PREF_KERNEL) {
-		*mode = "none (SYNCMAP_MODE=kernel: syncmap_mmap fails with EOPNOTSUPP)";
+		*mode = "none";
+		*note = kernel_refused;
 		*persist = "-";
 	} else {
 		int cpu = sm_cfg.flush == SM_FLUSH_CPU ||
@@ -275,7 +282,8 @@ static int real_mode(int fd, struct info *in)
 	if (p == MAP_FAILED) {
 		if (errno != EOPNOTSUPP)
 			return -1;
-		in->mode = "none (SYNCMAP_MODE=kernel: syncmap_mmap fails with EOPNOTSUPP)";
+		in->mode = "none";
+		in->mode_note = kernel_refused;
 		in->persist = "-";
 		return 0;
 	}
@@ -294,7 +302,7 @@ static int real_mode(int fd, struct info *in)
 static int probe_fresh(struct info *in)
 {
 	int fd = temp_file(in->dir, in->fresh.why, sizeof(in->fresh.why));
-	const char *dm, *dp;
+	const char *dm, *dp, *dn;
 
 	if (fd < 0)
 		return -1;
@@ -313,7 +321,7 @@ static int probe_fresh(struct info *in)
 		return -1;
 	}
 	in->mode_source = "a syncmap_mmap of a temporary file";
-	derive_mode(&in->fresh, &dm, &dp);
+	derive_mode(&in->fresh, &dm, &dp, &dn);
 	in->mismatch = strcmp(dm, in->mode) != 0 || strcmp(dp, in->persist) != 0;
 	close(fd);
 	return 0;
@@ -327,18 +335,18 @@ static int examine(struct info *in)
 	int fd, fresh_ok;
 
 	if (stat(in->path, &st) != 0 || realpath(in->path, in->real) == NULL) {
-		fprintf(stderr, "syncmap-info: %s: %s\n", in->path, strerror(errno));
+		snprintf(in->error, sizeof(in->error), "%s", strerror(errno));
 		return -1;
 	}
 	if (!S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode)) {
-		fprintf(stderr, "syncmap-info: %s: not a regular file or a directory\n", in->path);
+		snprintf(in->error, sizeof(in->error), "not a regular file or a directory");
 		return -1;
 	}
 	in->kind = S_ISDIR(st.st_mode) ? "directory" : "regular file";
 	/* O_RDONLY: the only access this tool ever takes to the user's path. */
 	fd = open(in->path, O_RDONLY | O_CLOEXEC | (S_ISDIR(st.st_mode) ? O_DIRECTORY : 0));
 	if (fd < 0) {
-		fprintf(stderr, "syncmap-info: %s: cannot open for reading: %s\n", in->path, strerror(errno));
+		snprintf(in->error, sizeof(in->error), "cannot open for reading: %s", strerror(errno));
 		return -1;
 	}
 	if (fstatfs(fd, &sf) == 0)
@@ -356,7 +364,7 @@ static int examine(struct info *in)
 	    (!fresh_ok || in->self.accepted != in->fresh.accepted || in->self.dax != in->fresh.dax)) {
 		/* The file answers for itself: a new file here differs from it, or
 		 * there is none.  The library's rules on the file's own answers. */
-		derive_mode(&in->self, &in->mode, &in->persist);
+		derive_mode(&in->self, &in->mode, &in->persist, &in->mode_note);
 		in->mode_source =
 			fresh_ok ? "the library's rules on this file's probe (a new file here differs)"
 				 : "the library's rules on this file's read-only probe";
@@ -462,7 +470,10 @@ static void print_text(const struct info *in)
 	text_probe_line("  MAP_SYNC       a new file here:", &in->fresh);
 	printf("  cpu flush      %s (libpmem2)\n", in->cpu_flush);
 	printf("  eADR           %s\n", yesno(in->eadr));
-	printf("  syncmap mode   %s\n", in->mode);
+	if (in->mode_note != NULL)
+		printf("  syncmap mode   %s (%s)\n", in->mode, in->mode_note);
+	else
+		printf("  syncmap mode   %s\n", in->mode);
 	printf("  persist by     %s\n", in->persist);
 	printf("  decided by     %s\n", in->mode_source);
 	for (size_t i = 0; i < NENV; i++) {
@@ -532,6 +543,8 @@ static void print_json(const struct info *in)
 	json_kv("cpu_flush", in->cpu_flush, 1);
 	printf("  \"eadr\": %s,\n", in->eadr ? "true" : "false");
 	json_kv("mode", in->mode, 1);
+	if (in->mode_note != NULL)
+		json_kv("mode_note", in->mode_note, 1);
 	json_kv("persist", in->persist, 1);
 	json_kv("decided_by", in->mode_source, 1);
 	printf("  \"environment\": {");
@@ -587,8 +600,18 @@ int main(int argc, char **argv)
 	sm_init(); /* the library's settings, read as the library reads them */
 	for (size_t i = 0; i < NENV; i++)
 		env_effective(&env[i]);
-	if (examine(&in) != 0)
+	if (examine(&in) != 0) {
+		/* With --json a script reads stdout only: the error is an object
+		 * there too, and the exit status says it failed. */
+		if (json) {
+			printf("{\n");
+			json_kv("path", in.path, 1);
+			json_kv("error", in.error, 0);
+			printf("}\n");
+		}
+		fprintf(stderr, "syncmap-info: %s: %s\n", in.path, in.error);
 		return 1;
+	}
 	if (json)
 		print_json(&in);
 	else

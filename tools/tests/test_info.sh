@@ -100,6 +100,22 @@ missing)
 	"$tool" --json > /dev/null 2>&1; [ $? = 2 ] || fail "--json without PATH: exit status not 2"
 	"$tool" /dev/null > /dev/null 2> "$tmp/err" && fail "exit status 0 for a device"
 	expect "$tmp/err" "/dev/null: not a regular file or a directory"
+	# With --json the error is a JSON object on stdout, and the exit status says so.
+	"$tool" --json "$tmp/no/such/path" > "$tmp/out" 2> /dev/null && fail "--json: exit status 0 for a missing path"
+	python3 - "$tmp/out" "$tmp/no/such/path" <<'PY' || { cat "$tmp/out"; fail "--json: no error object for a missing path"; }
+import json, sys
+j = json.load(open(sys.argv[1]))
+assert j == {"path": sys.argv[2], "error": "No such file or directory"}, j
+PY
+	# The mode is a value; the reason for "none" has a field of its own.
+	mkdir "$tmp/k"
+	SYNCMAP_MODE=kernel "$tool" --json "$tmp/k" > "$tmp/out" || fail "--json, SYNCMAP_MODE=kernel: exit status $?"
+	python3 - "$tmp/out" <<'PY' || { cat "$tmp/out"; fail "--json: mode is not a plain value"; }
+import json, sys
+j = json.load(open(sys.argv[1]))
+assert j["mode"] == "none", j["mode"]
+assert "EOPNOTSUPP" in j["mode_note"], j
+PY
 	;;
 permission)
 	# Run as an unprivileged user: root ignores permissions.
