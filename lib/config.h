@@ -30,10 +30,6 @@ extern struct sm_config sm_cfg;
  * by sm_init(); tests call it again to change settings while no mapping exists. */
 void sm_config_load(void);
 
-/* Once per process, from every entry point: settings, kernel probes, fork
- * and exit hooks.  Cheap after the first call. */
-void sm_init(void);
-
 /* Parse a size with an optional k/m/g suffix; 0 on success, -1 if invalid. */
 int sm_parse_size(const char *s, size_t *out);
 

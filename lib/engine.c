@@ -11,6 +11,7 @@
 #include "engine.h"
 
 #include "config.h"
+#include "init.h"
 #include "durable.h"
 #include "stats.h"
 #include "sys.h"

@@ -7,6 +7,7 @@
 #include "fault.h"
 
 #include "config.h"
+#include "init.h"
 #include "durable.h"
 #include "engine.h"
 #include "region.h"

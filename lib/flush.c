@@ -2,6 +2,7 @@
 #include "flush.h"
 
 #include "config.h"
+#include "init.h"
 #include "engine.h"
 #include "region.h"
 #include "stats.h"

@@ -1,10 +1,12 @@
 /* map.c -- the mmap family: choosing a mapping's mode and keeping the table right */
 #include "claim.h"
 #include "config.h"
+#include "init.h"
 #include "durable.h"
 #include "engine.h"
 #include "fault.h"
 #include "flush.h"
+#include "fstype.h"
 #include "map.h"
 #include "region.h"
 #include "stats.h"
@@ -22,69 +24,9 @@
 #include <sys/stat.h>
 #include <sys/vfs.h>
 
-#define SM_MAP_TYPE 0x0f
-
-static pthread_once_t init_once = PTHREAD_ONCE_INIT;
-static sigset_t fork_mask; /* the forking thread's, while the chain lock is held */
-
-/* Fork while another thread holds a lock would leave the child with it taken
- * forever: take them all around fork. */
-static void atfork_prepare(void)
-{
-	sm_table_lock();
-	sm_fault_lock_chain(&fork_mask);
-}
-
-static void atfork_parent(void)
-{
-	sm_fault_unlock_chain(&fork_mask);
-	sm_table_unlock();
-}
-
-static void atfork_child(void)
-{
-	sm_fault_unlock_chain(&fork_mask);
-	sm_table_after_fork_child();
-	sm_engine_after_fork_child();
-	sm_table_unlock();
-}
-
-static void init(void)
-{
-	sm_config_load();
-	sm_durable_init();
-	pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
-	if (sm_cfg.stats_at_exit)
-		atexit(sm_stats_print);
-	atexit(sm_engine_shutdown);
-}
-
-void sm_init(void)
-{
-	pthread_once(&init_once, init);
-}
-
 static size_t page_round(size_t len)
 {
 	return (len + sm_cfg.page - 1) & ~(sm_cfg.page - 1);
-}
-
-/* Filesystems whose "files" are not stored anywhere, where a shared writable
- * mapping may even be device memory (sysfs PCI resources): never taken. */
-static int pseudo_fs(unsigned long type)
-{
-	switch (type) {
-	case HUGETLBFS_MAGIC: /* pages too large for grains, and no disk */
-	case SECRETMEM_MAGIC: /* memfd_secret: no GUP, so no populate of the alias (EINVAL) */
-	case SYSFS_MAGIC:
-	case PROC_SUPER_MAGIC:
-	case DEBUGFS_MAGIC:
-	case TRACEFS_MAGIC:
-	case SECURITYFS_MAGIC:
-	case BPF_FS_MAGIC:
-	case CGROUP2_SUPER_MAGIC: return 1;
-	default: return 0;
-	}
 }
 
 /* Does the library take this mapping over?  A shared, writable mapping of a
@@ -92,7 +34,7 @@ static int pseudo_fs(unsigned long type)
  * survives a crash, but the mapping behaves as everywhere else). */
 static int takes_over(int prot, int flags, int fd)
 {
-	int type = flags & SM_MAP_TYPE;
+	int type = flags & MAP_TYPE;
 	struct stat st;
 	struct statfs sf;
 
@@ -102,7 +44,7 @@ static int takes_over(int prot, int flags, int fd)
 		return 0;
 	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
 		return 0; /* mmap(2) gives its own error, or maps the device */
-	if (fstatfs(fd, &sf) == 0 && pseudo_fs((unsigned long)sf.f_type))
+	if (fstatfs(fd, &sf) == 0 && sm_fs_never_taken((unsigned long)sf.f_type))
 		return 0;
 	return 1;
 }
@@ -346,7 +288,7 @@ static void *map_syncmap(void *addr, size_t len, int prot, int flags, int fd, of
 	if (granted < 0)
 		goto fail;
 	if (granted && sm_cfg.mode != SM_PREF_FAULT) {
-		p = sm_sys_mmap(addr, len, prot, (flags & ~SM_MAP_TYPE) | MAP_SHARED_VALIDATE | MAP_SYNC, fd,
+		p = sm_sys_mmap(addr, len, prot, (flags & ~MAP_TYPE) | MAP_SHARED_VALIDATE | MAP_SYNC, fd,
 				off);
 		if (p == MAP_FAILED)
 			goto fail;
@@ -394,7 +336,7 @@ void *syncmap_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t of
 	void *p;
 
 	sm_init();
-	if ((flags & SM_MAP_TYPE) == MAP_SHARED_VALIDATE && (flags & MAP_SYNC)) {
+	if ((flags & MAP_TYPE) == MAP_SHARED_VALIDATE && (flags & MAP_SYNC)) {
 		/* The caller asked the kernel for MAP_SYNC itself: its answer, refusal
 		 * included, since the caller will persist with CPU flushes only. */
 		p = sm_map_plain(addr, len, prot, flags, fd, off);

@@ -1,5 +1,6 @@
 /* config_probe.c -- prints the settings the library read from its environment (for test_config.c) */
 #include "config.h"
+#include "init.h"
 #include "flush.h"
 
 #include <stdio.h>

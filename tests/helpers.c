@@ -2,6 +2,7 @@
 #include "helpers.h"
 
 #include "config.h"
+#include "init.h"
 #include "syncmap.h"
 
 #include <errno.h>

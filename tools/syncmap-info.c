@@ -1,5 +1,6 @@
 /* syncmap-info.c -- what libsyncmap would do for a path: filesystem, DAX, MAP_SYNC, flush, mode */
 #include "config.h"
+#include "init.h"
 #include "flush.h"
 #include "region.h"
 #include "sys.h"

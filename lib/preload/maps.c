@@ -17,13 +17,11 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#define PL_MAP_TYPE 0x0f
-
 /* Shared and writable, of a descriptor: what the library may take.  The
  * rest (anonymous, private, read-only) is decided by the flags alone. */
 static int candidate(int prot, int flags, int fd)
 {
-	int type = flags & PL_MAP_TYPE;
+	int type = flags & MAP_TYPE;
 
 	return !(flags & MAP_ANONYMOUS) && fd >= 0 && (prot & PROT_WRITE) &&
 	       (type == MAP_SHARED || type == MAP_SHARED_VALIDATE);
@@ -80,7 +78,7 @@ static void *pl_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t 
 	if (candidate(prot, flags, fd) && pl_on_wait()) {
 		/* A call asking for MAP_SYNC itself gets the kernel's answer: the
 		 * program will persist with CPU flushes alone. */
-		int sync = (flags & PL_MAP_TYPE) == MAP_SHARED_VALIDATE && (flags & MAP_SYNC);
+		int sync = (flags & MAP_TYPE) == MAP_SHARED_VALIDATE && (flags & MAP_SYNC);
 
 		if (!sync && pl_file_wanted(fd))
 			return take(addr, len, prot, flags, fd, off);

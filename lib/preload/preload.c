@@ -2,7 +2,9 @@
 #include "preload.h"
 
 #include "config.h"
+#include "init.h"
 #include "fault.h"
+#include "fstype.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -78,36 +80,13 @@ static int under(const char *file, const char *dir)
 	return strncmp(file, dir, n) == 0 && file[n] == '/';
 }
 
-/*
- * Filesystems with no blocks to make durable.  Memory filesystems keep
- * nothing across a crash: the guarantee is void and FAULT mode pure cost
- * (POSIX shm, memfd and /dev/shm are tmpfs).  Pseudo filesystems map kernel
- * or device memory (a PCI BAR through sysfs "resource" files): readying a
- * grain there would populate and sync device memory.  memfd_secret(2)
- * memory (secretmem) refuses get_user_pages, so the library's touch of its
- * alias (MADV_POPULATE_WRITE) fails with EINVAL and the first write would
- * die of SIGBUS; it has no disk either.
- */
+/* Filesystems with no blocks to make durable (lib/fstype.c has the one
+ * table): those the library never takes, and memory filesystems, which keep
+ * nothing across a crash, so the guarantee is void and FAULT mode pure cost
+ * (POSIX shm, memfd and /dev/shm are tmpfs). */
 static int blockless(unsigned long type)
 {
-	switch (type) {
-	case TMPFS_MAGIC:
-	case RAMFS_MAGIC:
-	case SYSFS_MAGIC:
-	case PROC_SUPER_MAGIC:
-	case DEBUGFS_MAGIC:
-	case TRACEFS_MAGIC:
-	case SECURITYFS_MAGIC:
-	case CGROUP_SUPER_MAGIC:
-	case CGROUP2_SUPER_MAGIC:
-	case BPF_FS_MAGIC:
-	case EFIVARFS_MAGIC:
-	case PSTOREFS_MAGIC:
-	case DEVPTS_SUPER_MAGIC:
-	case ANON_INODE_FS_MAGIC:
-	case SECRETMEM_MAGIC: return 1;
-	default: return 0;
-	}
+	return sm_fs_never_taken(type) || sm_fs_volatile(type);
 }
 
 int pl_file_wanted(int fd)
