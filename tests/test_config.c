@@ -1,5 +1,6 @@
 /* test_config.c -- the SYNCMAP_* environment: parsing, and never trusted in a setuid program */
 #include "config.h"
+#include "envvars.h"
 #include "helpers.h"
 
 #include <criterion/criterion.h>
@@ -143,4 +144,46 @@ Test(config, setuid_program_ignores_the_environment, .fini = drop_dir)
 		got, dflt,
 		"a setuid program took settings from its caller's environment:\n  got      %s\n  defaults %s",
 		got, dflt);
+}
+
+static char *slurp(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	char *buf;
+	long n;
+
+	cr_assert_not_null(f, "%s: %s", path, strerror(errno));
+	fseek(f, 0, SEEK_END);
+	n = ftell(f);
+	rewind(f);
+	buf = calloc(1, (size_t)n + 1);
+	cr_assert_not_null(buf);
+	cr_assert_eq(fread(buf, 1, (size_t)n, f), (size_t)n);
+	fclose(f);
+	return buf;
+}
+
+/* Every variable of the one table (envvars.h, which config.c and
+ * syncmap-info are driven by) has an entry in syncmap(7)'s ENVIRONMENT
+ * (".BR NAME =" or ".BI NAME=") and a row in the README's table. */
+Test(config, every_variable_is_documented)
+{
+	char *man = slurp(SYNCMAP_MAN7), *readme = slurp(SYNCMAP_README);
+	char *env = strstr(man, "\n.SH ENVIRONMENT");
+
+	cr_assert_not_null(env, "syncmap(7) has no ENVIRONMENT section");
+	cr_assert_geq(SM_ENV_COUNT, 9);
+	for (size_t i = 0; i < SM_ENV_COUNT; i++) {
+		char br[80], bi[80], row[80];
+
+		snprintf(br, sizeof(br), "\n.BR %s =", sm_env[i].name);
+		snprintf(bi, sizeof(bi), "\n.BI %s=", sm_env[i].name);
+		snprintf(row, sizeof(row), "| `%s` |", sm_env[i].name);
+		cr_expect(strstr(env, br) != NULL || strstr(env, bi) != NULL,
+			  "syncmap(7) does not document %s", sm_env[i].name);
+		cr_expect(strstr(readme, row) != NULL, "README's environment table has no row for %s",
+			  sm_env[i].name);
+	}
+	free(man);
+	free(readme);
 }

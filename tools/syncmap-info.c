@@ -1,5 +1,6 @@
 /* syncmap-info.c -- what libsyncmap would do for a path: filesystem, DAX, MAP_SYNC, flush, mode */
 #include "config.h"
+#include "envvars.h"
 #include "init.h"
 #include "flush.h"
 #include "region.h"
@@ -43,21 +44,10 @@ static const char usage[] =
 	"  --json      one JSON object on stdout, for scripts\n"
 	"  -h, --help  this text\n"
 	"\n"
-	"Environment read by libsyncmap (and shown by this tool as set and as in effect):\n"
-	"  SYNCMAP_MODE=auto|kernel|fault  auto: KERNEL where MAP_SYNC is accepted, FAULT\n"
-	"                                  elsewhere; kernel: fail with EOPNOTSUPP where it\n"
-	"                                  is refused; fault: FAULT even where it is accepted\n"
-	"  SYNCMAP_GRAIN=BYTES             unit made durable per write fault: a power of two\n"
-	"                                  from the page size to 1g, k/m/g suffixes (default 64k)\n"
-	"  SYNCMAP_FLUSH=auto|cpu|msync    how syncmap_persist persists: auto picks the CPU\n"
-	"                                  flush only where it reaches the media; cpu forces\n"
-	"                                  it (you vouch for the platform); msync forces msync\n"
-	"  SYNCMAP_PRESYNC=0|1             1 (default): a background thread readies grains\n"
-	"                                  ahead of sequential writers\n"
-	"  SYNCMAP_PRESYNC_DEPTH=N         grains kept ready ahead, 1..1024 (default 16)\n"
-	"  SYNCMAP_RESERVE=0|1             1 (default): fallocate a grain's blocks in one call\n"
-	"                                  before touching them (FAULT mode)\n"
-	"  SYNCMAP_STATS=0|1               1: print the library's counters to stderr at exit\n"
+	"Environment read by libsyncmap (and shown by this tool as set and as in effect):\n";
+
+/* After the environment list: */
+static const char usage_tail[] =
 	"Bad values are reported on stderr by the library and the default is used.\n"
 	"libpmem2's PMEM_NO_CLWB and PMEM_NO_CLFLUSHOPT change the flush instruction;\n"
 	"those set are listed too.  PMEM_NO_FLUSH belongs to libpmem (v1): libpmem2's\n"
@@ -393,38 +383,48 @@ static int examine(struct info *in)
 
 /* ---- output ---- */
 
-struct env_var {
-	const char *name;
-	char effective[32];
-};
+/* The library's variables as in effect, from the one table (envvars.h). */
+static char effective[SM_ENV_NLIB][32];
 
-static void env_effective(struct env_var *v)
+/* "  NAME=VALUES   help", the help wrapped to 80 columns under itself. */
+static void print_env_help(FILE *out, const struct sm_env_var *v)
 {
-	static const char *const modes[] = {"auto", "kernel", "fault"};
-	static const char *const flushes[] = {"auto", "cpu", "msync"};
-	const char *n = v->name;
+	char head[64];
+	const char *h = v->help;
+	int col = 34, first = 1;
 
-	if (strcmp(n, "SYNCMAP_MODE") == 0)
-		snprintf(v->effective, sizeof(v->effective), "%s", modes[sm_cfg.mode]);
-	else if (strcmp(n, "SYNCMAP_GRAIN") == 0)
-		snprintf(v->effective, sizeof(v->effective), "%zu", sm_cfg.grain);
-	else if (strcmp(n, "SYNCMAP_FLUSH") == 0)
-		snprintf(v->effective, sizeof(v->effective), "%s", flushes[sm_cfg.flush]);
-	else if (strcmp(n, "SYNCMAP_PRESYNC") == 0)
-		snprintf(v->effective, sizeof(v->effective), "%d", sm_cfg.presync);
-	else if (strcmp(n, "SYNCMAP_PRESYNC_DEPTH") == 0)
-		snprintf(v->effective, sizeof(v->effective), "%d", sm_cfg.presync_depth);
-	else if (strcmp(n, "SYNCMAP_RESERVE") == 0)
-		snprintf(v->effective, sizeof(v->effective), "%d", sm_cfg.reserve);
-	else if (strcmp(n, "SYNCMAP_STATS") == 0)
-		snprintf(v->effective, sizeof(v->effective), "%d", sm_cfg.stats_at_exit);
+	snprintf(head, sizeof(head), "%s=%s", v->name, v->values);
+	if (strlen(head) > 31)
+		fprintf(out, "  %s\n%*s", head, col, "");
+	else
+		fprintf(out, "  %-31s ", head);
+	while (*h != '\0') {
+		size_t n = strcspn(h, " ");
+
+		if (!first && col + 1 + (int)n > 80) {
+			fprintf(out, "\n%*s", 34, "");
+			col = 34;
+		} else if (!first) {
+			fputc(' ', out);
+			col++;
+		}
+		fprintf(out, "%.*s", (int)n, h);
+		col += (int)n;
+		first = 0;
+		h += n;
+		h += strspn(h, " ");
+	}
+	fputc('\n', out);
 }
 
-static struct env_var env[] = {
-	{"SYNCMAP_MODE", ""},	 {"SYNCMAP_GRAIN", ""},		{"SYNCMAP_FLUSH", ""},
-	{"SYNCMAP_PRESYNC", ""}, {"SYNCMAP_PRESYNC_DEPTH", ""}, {"SYNCMAP_RESERVE", ""},
-	{"SYNCMAP_STATS", ""},
-};
+static void print_usage(FILE *out)
+{
+	fputs(usage, out);
+	for (size_t i = 0; i < SM_ENV_COUNT; i++)
+		print_env_help(out, &sm_env[i]);
+	fputs(usage_tail, out);
+}
+
 /* The PMEM_NO_* variables a user may expect to matter.  ignored: libpmem2
  * (1.12, pmem2_get_persist_fn) never reads it; only libpmem (v1) does. */
 static const struct {
@@ -432,7 +432,7 @@ static const struct {
 	int ignored;
 } pmem_env[] = {{"PMEM_NO_CLWB", 0}, {"PMEM_NO_CLFLUSHOPT", 0}, {"PMEM_NO_FLUSH", 1}};
 
-#define NENV (sizeof(env) / sizeof(env[0]))
+#define NENV ((size_t)SM_ENV_NLIB)
 #define NPMEM (sizeof(pmem_env) / sizeof(pmem_env[0]))
 
 static const char *yesno(int v)
@@ -478,10 +478,10 @@ static void print_text(const struct info *in)
 	printf("  persist by     %s\n", in->persist);
 	printf("  decided by     %s\n", in->mode_source);
 	for (size_t i = 0; i < NENV; i++) {
-		const char *v = getenv(env[i].name);
+		const char *v = getenv(sm_env[i].name);
 
-		printf("  %-14s %s=%s (in effect: %s)\n", i == 0 ? "environment" : "", env[i].name,
-		       v != NULL ? v : "<unset>", env[i].effective);
+		printf("  %-14s %s=%s (in effect: %s)\n", i == 0 ? "environment" : "", sm_env[i].name,
+		       v != NULL ? v : "<unset>", effective[i]);
 	}
 	for (size_t i = 0; i < NPMEM; i++)
 		if (getenv(pmem_env[i].name) != NULL)
@@ -550,17 +550,17 @@ static void print_json(const struct info *in)
 	json_kv("decided_by", in->mode_source, 1);
 	printf("  \"environment\": {");
 	for (size_t i = 0; i < NENV; i++) {
-		const char *v = getenv(env[i].name);
+		const char *v = getenv(sm_env[i].name);
 
 		printf("%s\n    ", i ? "," : "");
-		json_str(env[i].name);
+		json_str(sm_env[i].name);
 		printf(": {\"set\": ");
 		if (v != NULL)
 			json_str(v);
 		else
 			printf("null");
 		printf(", \"in_effect\": ");
-		json_str(env[i].effective);
+		json_str(effective[i]);
 		printf("}");
 	}
 	for (size_t i = 0; i < NPMEM; i++) {
@@ -587,20 +587,20 @@ int main(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "hV", lo, NULL)) != -1) {
 		switch (c) {
 		case 'j': json = 1; break;
-		case 'h': fputs(usage, stdout); return 0;
+		case 'h': print_usage(stdout); return 0;
 		case 'V': printf("syncmap-info (libsyncmap) %s\n", syncmap_version_string()); return 0;
-		default: fputs(usage, stderr); return 2;
+		default: print_usage(stderr); return 2;
 		}
 	}
 	if (optind != argc - 1) {
-		fputs(usage, stderr);
+		print_usage(stderr);
 		return 2;
 	}
 	memset(&in, 0, sizeof(in));
 	in.path = argv[optind];
 	sm_init(); /* the library's settings, read as the library reads them */
 	for (size_t i = 0; i < NENV; i++)
-		env_effective(&env[i]);
+		sm_env_effective((enum sm_env_id)i, effective[i], sizeof(effective[i]));
 	if (examine(&in) != 0) {
 		/* With --json a script reads stdout only: the error is an object
 		 * there too, and the exit status says it failed. */
