@@ -12,6 +12,8 @@
 #include <signal.h>
 #include <stdio.h>
 #include <syncmap.h> /* the version only: logd-load drives logd over TCP */
+
+#include "common.h"
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -241,20 +243,6 @@ static void on_timer(uv_timer_t *t)
 			client_close(&r->clients[i]);
 }
 
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-static double pct_us(const uint64_t *v, size_t n, unsigned p)
-{
-	size_t rank = (n * p + 99) / 100;
-
-	return n == 0 ? 0 : (double)v[rank ? rank - 1 : 0] / 1000.0;
-}
-
 static int run_load(const struct cfg *cfg, struct result *res)
 {
 	struct sockaddr_storage addr;
@@ -293,9 +281,9 @@ static int run_load(const struct cfg *cfg, struct result *res)
 	uv_close((uv_handle_t *)&r.timer, NULL);
 	uv_run(&r.loop, UV_RUN_DEFAULT);
 	uv_loop_close(&r.loop);
-	qsort(r.lat, r.nlat, sizeof(*r.lat), cmp_u64);
-	res->p50 = pct_us(r.lat, r.nlat, 50);
-	res->p99 = pct_us(r.lat, r.nlat, 99);
+	qsort(r.lat, r.nlat, sizeof(*r.lat), ex_cmp_u64);
+	res->p50 = ex_pct_us(r.lat, r.nlat, 50);
+	res->p99 = ex_pct_us(r.lat, r.nlat, 99);
 	res->max = r.nlat ? (double)r.lat[r.nlat - 1] / 1000.0 : 0;
 	for (int i = 0; i < cfg->conns; i++)
 		free(r.clients[i].ts);

@@ -19,6 +19,8 @@
 
 #include <syncmap.h>
 
+#include "common.h"
+
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -447,25 +449,6 @@ static void on_signal(uv_signal_t *h, int signum)
 	uv_close((uv_handle_t *)&s->sigint, NULL);
 }
 
-static int parse_size(const char *s, size_t *out)
-{
-	char *end;
-	unsigned long long v;
-
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno != 0 || end == s || *s == '-')
-		return -1;
-	if (*end == 'k' || *end == 'K')
-		v <<= 10, end++;
-	else if (*end == 'm' || *end == 'M')
-		v <<= 20, end++;
-	if (*end != '\0')
-		return -1;
-	*out = (size_t)v;
-	return 0;
-}
-
 struct opts {
 	const char *bind, *file;
 	int port;
@@ -494,7 +477,7 @@ static int parse(int argc, char **argv, struct opts *o)
 	while ((ch = getopt_long(argc, argv, "p:b:m:c:qhV", lo, NULL)) != -1) {
 		switch (ch) {
 		case 'p':
-			if (parse_size(optarg, &v) != 0 || v > 65535) {
+			if (ex_parse_size(optarg, &v) != 0 || v > 65535) {
 				fprintf(stderr, "logd: invalid port '%s'\n", optarg);
 				return -1;
 			}
@@ -502,7 +485,7 @@ static int parse(int argc, char **argv, struct opts *o)
 			break;
 		case 'b': o->bind = optarg; break;
 		case 'm':
-			if (parse_size(optarg, &o->max_line) != 0 || o->max_line == 0 ||
+			if (ex_parse_size(optarg, &o->max_line) != 0 || o->max_line == 0 ||
 			    o->max_line > PMLOG_MAX_RECORD) {
 				fprintf(stderr, "logd: invalid max line '%s' (1..%u)\n", optarg,
 					PMLOG_MAX_RECORD);
@@ -510,7 +493,7 @@ static int parse(int argc, char **argv, struct opts *o)
 			}
 			break;
 		case 'c':
-			if (parse_size(optarg, &o->log.chunk) != 0 || o->log.chunk == 0) {
+			if (ex_parse_size(optarg, &o->log.chunk) != 0 || o->log.chunk == 0) {
 				fprintf(stderr, "logd: invalid chunk '%s'\n", optarg);
 				return -1;
 			}

@@ -3,6 +3,8 @@
 
 #include <syncmap.h>
 
+#include "common.h"
+
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -59,40 +61,6 @@ static int bad_arg(const char *what, const char *val)
 	return -1;
 }
 
-/* A byte count with an optional k/m/g suffix. */
-static int parse_size(const char *s, size_t *out)
-{
-	char *end;
-	unsigned long long v;
-
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno != 0 || end == s || *s == '-')
-		return -1;
-	switch (*end) {
-	case 'k':
-	case 'K':
-		v <<= 10;
-		end++;
-		break;
-	case 'm':
-	case 'M':
-		v <<= 20;
-		end++;
-		break;
-	case 'g':
-	case 'G':
-		v <<= 30;
-		end++;
-		break;
-	default: break;
-	}
-	if (*end != '\0')
-		return -1;
-	*out = (size_t)v;
-	return 0;
-}
-
 static int parse_args(int argc, char **argv, struct args *a)
 {
 	int c;
@@ -109,22 +77,22 @@ static int parse_args(int argc, char **argv, struct args *a)
 
 		switch (c) {
 		case 'c':
-			if (parse_size(optarg, &a->o.chunk) != 0 || a->o.chunk == 0)
+			if (ex_parse_size(optarg, &a->o.chunk) != 0 || a->o.chunk == 0)
 				return bad_arg("chunk size", optarg);
 			break;
 		case OPT_FSYNC: a->o.backend = PMLOG_FSYNC; break;
 		case 'v': a->verbose = 1; break;
 		case 'n':
-			if (parse_size(optarg, &v) != 0 || v == 0)
+			if (ex_parse_size(optarg, &v) != 0 || v == 0)
 				return bad_arg("record count", optarg);
 			a->records = v;
 			break;
 		case 's':
-			if (parse_size(optarg, &a->size) != 0 || a->size > PMLOG_MAX_RECORD)
+			if (ex_parse_size(optarg, &a->size) != 0 || a->size > PMLOG_MAX_RECORD)
 				return bad_arg("record size", optarg);
 			break;
 		case 'b':
-			if (parse_size(optarg, &a->batch) != 0 || a->batch == 0 || a->batch > 4096)
+			if (ex_parse_size(optarg, &a->batch) != 0 || a->batch == 0 || a->batch > 4096)
 				return bad_arg("batch (1..4096)", optarg);
 			break;
 		case 't':
@@ -244,21 +212,6 @@ static uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-static int cmp_u64(const void *x, const void *y)
-{
-	uint64_t a = *(const uint64_t *)x, b = *(const uint64_t *)y;
-
-	return a < b ? -1 : a > b;
-}
-
-/* Nearest-rank percentile of sorted v[0..n). */
-static double pct_us(const uint64_t *v, size_t n, unsigned p)
-{
-	size_t rank = (n * p + 99) / 100;
-
-	return n == 0 ? 0 : (double)v[rank > 0 ? rank - 1 : 0] / 1000.0;
-}
-
 /* Record i: a recognisable pattern, different for every record. */
 static void fill(char *buf, size_t size, uint64_t i)
 {
@@ -324,7 +277,7 @@ static int cmd_bench(const struct args *a)
 	calls = bench_run(a, l, lat, &done, &secs);
 	syncmap_stats_get(&s1);
 	if (calls > 0) {
-		qsort(lat, (size_t)calls, sizeof(*lat), cmp_u64);
+		qsort(lat, (size_t)calls, sizeof(*lat), ex_cmp_u64);
 		printf("pmlog bench: %s\n", a->file);
 		printf("  mode      %s, persist by %s\n", pmlog_mode_name(l), pmlog_persist_name(l));
 		printf("  appended  %" PRIu64 " records of %zu bytes in %.2f s (batch %zu; log had %" PRIu64
@@ -333,7 +286,7 @@ static int cmd_bench(const struct args *a)
 		printf("  rate      %.0f records/s, %.2f MB/s of payload\n", (double)done / secs,
 		       (double)done * (double)a->size / secs / 1e6);
 		printf("  latency   p50 %.1f us, p99 %.1f us, max %.1f us per append call\n",
-		       pct_us(lat, (size_t)calls, 50), pct_us(lat, (size_t)calls, 99),
+		       ex_pct_us(lat, (size_t)calls, 50), ex_pct_us(lat, (size_t)calls, 99),
 		       (double)lat[calls - 1] / 1000.0);
 		printf("  syncmap   %" PRIu64 " write faults, %" PRIu64 " syncs, %" PRIu64
 		       " grains readied ahead, %" PRIu64 " errors\n",

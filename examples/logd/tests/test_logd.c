@@ -251,6 +251,18 @@ Test(logd, acks_name_each_line_in_order)
 	roundtrip(NULL);
 }
 
+/* logd and pmlog read sizes with one grammar (examples/common): logd used to
+ * refuse the g suffix that pmlog took. */
+Test(logd, sizes_take_the_same_suffixes_as_pmlog)
+{
+	static const char *const extra[] = {"-c", "1g", NULL};
+
+	roundtrip(extra);
+	/* 2^64 KiB does not fit: refused, as a usage error, by both. */
+	cr_expect_eq(sh("%s -c 18446744073709551615k /dev/null 2>/dev/null", LOGD_BIN), 2);
+	cr_expect_eq(sh("%s -p 1x /dev/null 2>/dev/null", LOGD_BIN), 2);
+}
+
 Test(logd, fsync_mode_acks_name_each_line_in_order)
 {
 	static const char *const extra[] = {"--fsync", NULL};
