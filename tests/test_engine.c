@@ -254,6 +254,17 @@ static int threads(void)
 	return n;
 }
 
+/* A 4 MiB FAULT-or-KERNEL mapping with the engine allowed and 64 KiB grains,
+ * and the number of threads before it was made. */
+static unsigned char *map_for_start(const char *name, int *fdp, int *threads_before)
+{
+	LOOPFS_OR_SKIP(&fs, "ext4", 64, "commit=60");
+	sm_test_env("SYNCMAP_PRESYNC", "1");
+	sm_test_env("SYNCMAP_GRAIN", "65536");
+	*threads_before = threads();
+	return map_file(name, (size_t)4 << 20, fdp);
+}
+
 /* Mapping and first writes do not start the engine: a process that only
  * maps stays single-threaded, so a sandbox's later unshare(CLONE_NEWUSER)
  * still works (the kernel refuses it to multithreaded callers). */
@@ -263,11 +274,7 @@ Test(engine, mapping_alone_does_not_start_a_thread)
 	unsigned char *p;
 	int fd, before;
 
-	LOOPFS_OR_SKIP(&fs, "ext4", 64, "commit=60");
-	sm_test_env("SYNCMAP_PRESYNC", "1");
-	sm_test_env("SYNCMAP_GRAIN", "65536");
-	before = threads();
-	p = map_file("alone.dat", len, &fd);
+	p = map_for_start("alone.dat", &fd, &before);
 	POKE(p + 5 * 65536, 1); /* first writes, not in order */
 	POKE(p + 2 * 65536, 1);
 	cr_assert_eq(syncmap_persist(p + 2 * 65536, 1), 0);
@@ -286,11 +293,7 @@ Test(engine, sequential_writer_starts_the_engine)
 	unsigned char *p;
 	int fd, before;
 
-	LOOPFS_OR_SKIP(&fs, "ext4", 64, "commit=60");
-	sm_test_env("SYNCMAP_PRESYNC", "1");
-	sm_test_env("SYNCMAP_GRAIN", "65536");
-	before = threads();
-	p = map_file("seqstart.dat", len, &fd);
+	p = map_for_start("seqstart.dat", &fd, &before);
 	FAULT_OR_SKIP(p);
 	for (int g = 0; g < 4; g++)
 		POKE(p + (size_t)g * 65536, g);
