@@ -17,6 +17,7 @@
 #include <string.h>
 #include <time.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -43,6 +44,51 @@ static char *fault_map(size_t len, size_t file_len, int need_fault)
 	if (need_fault)
 		FAULT_OR_SKIP(p);
 	return p;
+}
+
+/*
+ * Death tests: the child must die of sig *at the intended fault*.  Each body
+ * first makes the library handle a fault of its own, then writes the marker,
+ * then makes the fault meant to kill.  A child killed earlier (the library
+ * mishandled its own fault) dies without the marker, and the test fails
+ * instead of passing as the expected death.
+ */
+static void marker(int fd)
+{
+	if (write(fd, "M", 1) != 1)
+		_exit(98);
+}
+
+static void expect_death_after_marker(void (*body)(char *p, int marker_fd), char *p, int sig)
+{
+	struct rlimit no_core = {0, 0};
+	int pfd[2], st;
+	char m = 0;
+	pid_t pid;
+
+	cr_assert_eq(pipe(pfd), 0);
+	pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		close(pfd[0]);
+		setrlimit(RLIMIT_CORE, &no_core);
+		body(p, pfd[1]);
+		_exit(0);
+	}
+	close(pfd[1]);
+	if (read(pfd[0], &m, 1) != 1)
+		m = 0;
+	close(pfd[0]);
+	cr_assert_eq(waitpid(pid, &st, 0), pid);
+	cr_expect_eq(m, 'M', "the child died before it reached the intended fault (status %#x)", st);
+	cr_expect(WIFSIGNALED(st) && WTERMSIG(st) == sig, "status %#x, wanted death by signal %d", st, sig);
+}
+
+static void write_page_zero(void)
+{
+	int *volatile bad = (int *)8; /* page 0, unmapped: not NULL, which UBSan would stop first */
+
+	*bad = 1;
 }
 
 /* A guard page the program protects itself, and its own handler that opens
@@ -80,41 +126,61 @@ Test(fault, earlier_handler_still_gets_its_faults)
 	cr_expect_eq(p[9 * PG], 3);
 }
 
-Test(fault, null_write_still_kills, .signal = SIGSEGV)
+static void null_write_body(char *p, int m)
 {
-	char *p = fault_map(4 * PG, 4 * PG, 0);
-
 	POKE(&p[0], 1);
-	int *volatile bad = (int *)8; /* page 0, unmapped: not NULL, which UBSan would stop first */
-
-	*bad = 1;
+	marker(m);
+	write_page_zero();
 }
 
-Test(fault, write_to_read_only_syncmap_mapping_kills, .signal = SIGSEGV)
+Test(fault, null_write_still_kills)
+{
+	expect_death_after_marker(null_write_body, fault_map(4 * PG, 4 * PG, 0), SIGSEGV);
+}
+
+static char *read_only;
+
+static void read_only_body(char *p, int m)
+{
+	POKE(&p[0], 1);
+	marker(m);
+	POKE(read_only, 1);
+}
+
+Test(fault, write_to_read_only_syncmap_mapping_kills)
 {
 	char *p = fault_map(4 * PG, 4 * PG, 0); /* a FAULT mapping exists: the handler is in */
-	char *ro = syncmap_mmap(NULL, 4 * PG, PROT_READ, MAP_SHARED, fault_fd, 0);
 
-	cr_assert_neq(ro, MAP_FAILED);
-	POKE(&p[0], 1);
-	POKE(ro, 1);
+	read_only = syncmap_mmap(NULL, 4 * PG, PROT_READ, MAP_SHARED, fault_fd, 0);
+	cr_assert_neq(read_only, MAP_FAILED);
+	expect_death_after_marker(read_only_body, p, SIGSEGV);
 }
 
-Test(fault, write_after_mprotect_read_kills, .signal = SIGSEGV)
+static void mprotect_read_body(char *p, int m)
 {
-	char *p = fault_map(4 * PG, 4 * PG, 0);
-
 	POKE(&p[0], 1);
-	cr_assert_eq(syncmap_mprotect(p, 4 * PG, PROT_READ), 0);
+	if (syncmap_mprotect(p, 4 * PG, PROT_READ) != 0)
+		_exit(97);
+	marker(m);
 	POKE(p + PG, 1);
 }
 
-Test(fault, write_beyond_eof_is_sigbus, .signal = SIGBUS)
+Test(fault, write_after_mprotect_read_kills)
 {
-	char *p = fault_map(4 * PG, PG, 0); /* one page of file under four of mapping */
+	expect_death_after_marker(mprotect_read_body, fault_map(4 * PG, 4 * PG, 0), SIGSEGV);
+}
 
+static void beyond_eof_body(char *p, int m)
+{
 	POKE(&p[0], 1);
+	marker(m);
 	POKE(p + 2 * PG, 1);
+}
+
+Test(fault, write_beyond_eof_is_sigbus)
+{
+	/* One page of file under four of mapping. */
+	expect_death_after_marker(beyond_eof_body, fault_map(4 * PG, PG, 0), SIGBUS);
 }
 
 Test(fault, last_partial_page_is_writable)
@@ -135,22 +201,27 @@ static void resethand_handler(int sig)
 	mprotect(guard, PG, PROT_READ | PROT_WRITE);
 }
 
-Test(fault, resethand_handler_runs_once, .signal = SIGSEGV)
+static void resethand_body(char *p, int m)
+{
+	POKE(&guard[0], 1); /* the handler runs and is reset */
+	if (resethand_calls != 1)
+		_exit(96);
+	POKE(&p[0], 1);	     /* the library's faults still work: a death here has no marker */
+	POKE(&p[3 * PG], 1); /* and again, in another page */
+	marker(m);
+	mprotect(guard, PG, PROT_NONE);
+	POKE(&guard[0], 2); /* default action now */
+}
+
+Test(fault, resethand_handler_runs_once)
 {
 	struct sigaction sa = {0};
-	char *p;
 
 	guard = mmap(NULL, PG, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	sa.sa_handler = resethand_handler;
 	sa.sa_flags = SA_RESETHAND;
 	sigaction(SIGSEGV, &sa, NULL);
-	p = fault_map(4 * PG, 4 * PG, 0);
-	POKE(&guard[0], 1); /* the handler runs and is reset */
-	cr_assert_eq(resethand_calls, 1);
-	POKE(&p[0], 1); /* the library's faults still work */
-	mprotect(guard, PG, PROT_NONE);
-	POKE(&guard[0], 2); /* default action now */
-	cr_assert_fail("still alive after a second fault with SA_RESETHAND");
+	expect_death_after_marker(resethand_body, fault_map(4 * PG, 4 * PG, 0), SIGSEGV);
 }
 
 static volatile sig_atomic_t mask_ok = -1;
@@ -293,16 +364,10 @@ Test(fault, ignored_sigsegv_from_kill_stays_ignored)
 	cr_assert_eq(p[0], 1, "still alive after an ignored SIGSEGV from kill");
 }
 
-Test(fault, ignored_sigsegv_does_not_ignore_a_fault, .signal = SIGSEGV)
+Test(fault, ignored_sigsegv_does_not_ignore_a_fault)
 {
-	char *p;
-
 	signal(SIGSEGV, SIG_IGN);
-	p = fault_map(4 * PG, 4 * PG, 0);
-	POKE(&p[0], 1);
-	int *volatile bad = (int *)8; /* page 0, unmapped: not NULL, which UBSan would stop first */
-
-	*bad = 1;
+	expect_death_after_marker(null_write_body, fault_map(4 * PG, 4 * PG, 0), SIGSEGV);
 }
 
 /* Two handlers, each installed always with its own sa_mask and flags: A with
