@@ -493,3 +493,35 @@ Test(files, programs_fsync_sees_the_write_error_after_a_fault)
 	close(witness);
 	close(fd);
 }
+
+/* syncmap_persist on a range whose writeback fails returns -1 with the
+ * error, never 0: the device fails the writes of the file's first MiB, the
+ * program stores through the mapping there and persists.  A witness
+ * description shows the device really failed. */
+Test(files, persist_returns_the_write_error)
+{
+	struct failfs f;
+	char path[256];
+	int fd, witness, rc, err;
+	unsigned char *p;
+
+	FAILFS_OR_SKIP(&f);
+	sm_test_env("SYNCMAP_PRESYNC", "0");
+	fd = failing_file(&f, path, sizeof(path));
+	p = syncmap_mmap(NULL, 2 << 20, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	cr_assert_neq(p, MAP_FAILED, "syncmap_mmap: %s", strerror(errno));
+	witness = open(path, O_RDONLY | O_CLOEXEC);
+	cr_assert(witness >= 0);
+	/* The first MiB is written data, adopted at map time: no fault, no sync
+	 * of the library's between the store and the persist. */
+	memset(p + PG, 0x33, 16 * PG);
+	errno = 0;
+	rc = syncmap_persist(p + PG, 16 * PG);
+	err = errno;
+	cr_assert_eq(fsync(witness), -1, "the device did not fail the write: the test shows nothing");
+	cr_expect_eq(rc, -1, "syncmap_persist returned 0 for data that never reached the disk");
+	cr_expect(err == EIO || err == ENOSPC, "errno %d (%s), wanted EIO or ENOSPC", err, strerror(err));
+	syncmap_munmap(p, 2 << 20);
+	close(witness);
+	close(fd);
+}

@@ -35,7 +35,7 @@ static int shm_file(size_t len)
 	return make_sparse(test_dir(), strrchr(shm, '/') + 1, len, NULL, 0);
 }
 
-Test(persist, persist_returns_msync_errors)
+Test(persist, persist_by_cpu_flush_only_where_it_reaches_the_media)
 {
 	int fd = shm_file(16 * PG);
 	unsigned char *p = syncmap_mmap(NULL, 16 * PG, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
