@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* anatomy.c -- where the time of one FAULT-mode grain goes, next to the kernel's MAP_SYNC fault
  *
  * bench/faults says what a first write costs; this says why.  For N grains of

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* append.c -- a durable append log, four ways, side by side in one run
  *
  *   syncmap   syncmap_mmap + memcpy + syncmap_persist of the record

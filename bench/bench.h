@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* bench.h -- what every benchmark here needs: a clock, a sort order, a place to run */
 #ifndef SM_BENCH_H
 #define SM_BENCH_H

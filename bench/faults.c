@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* faults.c -- first-write fault latency, the experiment MAP_SYNC was measured with
  *
  * The kernel patch's author measured 512 first writes of 4 KiB each, on a

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # overwrite.sh -- after the first write, does store + persist cost what it costs on a plain mapping?
 #
 # Usage: bench/overwrite.sh [BUILD_DIR] [RUNS] [SIZE]     (defaults: build, 15, 4096)

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # plot.sh -- PNG plots of the first-write latency histograms in a results directory.
 #
 # Usage: bench/plot.sh DIR

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # run-all.sh -- every benchmark, on the host and in the DAX guest; results and plots into OUT.
 #
 # Usage: bench/run-all.sh [BUILD_DIR] [OUT_DIR]     (defaults: build, docs/results)

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* scale.c -- how FAULT mode scales: a 1 TiB sparse mapping, 10,000 mappings, 2 threads
  *
  *   huge      random first writes over a 1 TiB sparse mapping (4 KiB grains,

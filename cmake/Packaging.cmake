@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # Packaging.cmake -- Debian packages from the build: `cpack -G DEB` in the
 # build directory gives
 #   libsyncmap0      the shared library (component lib)

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # syncmap_criterion_test(NAME [SOURCE file] [TIMEOUT s] [LABELS ...] [LIBS ...] [DEFS ...] [LOCKS ...])
 #
 # One test executable (from SOURCE, default NAME.c, linked with the test

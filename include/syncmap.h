@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* syncmap.h -- the MAP_SYNC guarantee on every Linux filesystem (public API) */
 #ifndef SYNCMAP_H
 #define SYNCMAP_H

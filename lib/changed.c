@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* changed.c -- un-readying ranges when the file's blocks go away (syncmap_file_changed) */
 #include "config.h"
 #include "durable.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* claim.c -- holding a MAP_FIXED target's free parts while the library allocates
  *
  * The free parts are found without reading /proc: a PROT_NONE mapping with

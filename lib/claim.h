@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* claim.h -- holding a MAP_FIXED target's free parts while the library allocates (private) */
 #ifndef SM_CLAIM_H
 #define SM_CLAIM_H

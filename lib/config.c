@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* config.c -- the SYNCMAP_* environment, read once */
 #include "config.h"
 #include "envvars.h"

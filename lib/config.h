@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* config.h -- settings read once from the environment (private) */
 #ifndef SM_CONFIG_H
 #define SM_CONFIG_H

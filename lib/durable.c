@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* durable.c -- making a grain safe: write-touch through the alias, msync, then upgrade
  *
  * Why this order (measured on DAX, see DESIGN.md): fallocate + fdatasync is not

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* durable.h -- making a grain's blocks allocated and durable, then writable (private) */
 #ifndef SM_DURABLE_H
 #define SM_DURABLE_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* engine.c -- the background thread: a libuv loop that readies grains ahead of writers
  *
  * The fault handler cannot allocate or lock, so requests travel through a

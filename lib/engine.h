@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* engine.h -- the background thread (libuv) that readies grains ahead of writers (private) */
 #ifndef SM_ENGINE_H
 #define SM_ENGINE_H

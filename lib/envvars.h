@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* envvars.h -- every environment variable libsyncmap reads, in one table (private)
  *
  * X(id, NAME, values, help).  config.c parses the library's (a switch over

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* fault.c -- the SIGSEGV handler: turns a first write into a durable grain
  *
  * Async-signal-safe throughout: no malloc, no stdio, no lock.  The region

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* fault.h -- the SIGSEGV handler: a first write becomes a durable grain (private) */
 #ifndef SM_FAULT_H
 #define SM_FAULT_H

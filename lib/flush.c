@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* flush.c -- persisting stores: libpmem2's CPU flush where it suffices, msync elsewhere */
 #include "flush.h"
 

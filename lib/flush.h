@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* flush.h -- how stores are persisted: libpmem2's CPU flush, or msync (private) */
 #ifndef SM_FLUSH_H
 #define SM_FLUSH_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* fstype.c -- one table of the filesystems the library and the shim treat specially */
 #include "fstype.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* fstype.h -- which filesystems the library and the shim leave alone (private) */
 #ifndef SM_FSTYPE_H
 #define SM_FSTYPE_H

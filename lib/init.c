@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* init.c -- the library's lifecycle: first call, fork and exit hooks */
 #include "init.h"
 

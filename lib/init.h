@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* init.h -- the library's lifecycle (private) */
 #ifndef SM_INIT_H
 #define SM_INIT_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* map.c -- the mmap family: choosing a mapping's mode and keeping the table right */
 #include "claim.h"
 #include "config.h"

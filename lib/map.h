@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* map.h -- the mmap family's internals that the preload shim shares (private) */
 #ifndef SM_MAP_H
 #define SM_MAP_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* prepare.c -- readying ranges from application threads (syncmap_prepare) */
 #include "config.h"
 #include "init.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* region.c -- the lock-free table of syncmap mappings, their files and grain maps
  *
  * Readers (the fault handler, syncmap_persist, syncmap_mode) never lock: they

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* region.h -- the lock-free table of syncmap mappings and what they hold (private) */
 #ifndef SM_REGION_H
 #define SM_REGION_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* stats.c -- process-wide counters and their report at exit */
 #include "stats.h"
 

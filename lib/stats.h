@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* stats.h -- process-wide counters, bumped from the fault handler (private) */
 #ifndef SM_STATS_H
 #define SM_STATS_H

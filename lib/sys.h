@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* sys.h -- the mmap family as raw system calls (private)
  *
  * The preload shim interposes mmap, munmap, mprotect and mremap; the library's

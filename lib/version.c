@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* version.c -- which libsyncmap a program runs with */
 #include "syncmap.h"
 

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # demo.sh -- build libsyncmap and run the demo: what the library chooses here
 # and why, the guarantee itself (a crash image: plain mmap loses the blocks of
 # pages written but not persisted, libsyncmap keeps them), and pmlog

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # deps.sh -- install the Debian 12 packages the build and the tests need, if missing.
 # Usage: scripts/deps.sh [extra-package...]
 set -euo pipefail

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # hardening.sh -- the extra CI legs: clang-format, clang -Werror, ASan+UBSan, TSan, Valgrind.
 #
 # Usage: scripts/hardening.sh [leg...]     (no argument: every leg, in this order)

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # test.sh -- build libsyncmap and run the whole test suite (ctest's summary last).
 #
 # On a fresh Debian 12 machine it installs what is missing first (as root).

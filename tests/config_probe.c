@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* config_probe.c -- prints the settings the library read from its environment (for test_config.c) */
 #include "config.h"
 #include "init.h"

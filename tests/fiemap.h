@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* fiemap.h -- a file's block map as it is now (FIEMAP, nothing flushed to get it)
  *
  * Header-only, so that programs run under the preload shim (which must not

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* helpers.c -- shared test fixtures */
 #include "helpers.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* helpers.h -- shared test fixtures: loop-mounted filesystems, FIEMAP, /proc/self/maps */
 #ifndef SM_TEST_HELPERS_H
 #define SM_TEST_HELPERS_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* memcheck.c -- one process through every library path, for Valgrind memcheck
  *
  * Criterion's runner (nanomsg, its forked workers) is noisy under Valgrind,

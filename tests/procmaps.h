@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* procmaps.h -- what /proc/self/maps says: the protection of an address, the VMA count
  *
  * Header-only, so that programs run under the preload shim (which must not

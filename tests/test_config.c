@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_config.c -- the SYNCMAP_* environment: parsing, and never trusted in a setuid program */
 #include "config.h"
 #include "envvars.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_durable.c -- what FAULT mode promises, checked on ext4 on a loop device:
  * written grains are allocated before any msync, survive a crash image,
  * ENOSPC ends in SIGBUS, and the VMA limit is met by widening */

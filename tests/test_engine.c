@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_engine.c -- the background thread: prepare_async and pre-sync ahead of sequential writers */
 #include "engine.h"
 #include "helpers.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_fault.c -- the SIGSEGV handler: our faults, everybody else's, SIGBUS, injection */
 #include "durable.h"
 #include "fault.h"

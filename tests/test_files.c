@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_files.c -- the library's descriptors of a program's files: the program keeps
  * its POSIX record locks, its writeback errors and its descriptor numbers */
 #include "config.h"

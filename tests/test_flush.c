@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_flush.c -- choosing the CPU flush: eADR detection on fake sysfs trees, libpmem2's environment */
 #include "flush.h"
 #include "helpers.h"

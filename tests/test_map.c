@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_map.c -- syncmap_mmap and friends: modes, mmap's errors, the table across unmap/mprotect/mremap */
 #include "helpers.h"
 #include "syncmap.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_persist.c -- persist, prepare, file_changed and the counters */
 #include "config.h"
 #include "helpers.h"

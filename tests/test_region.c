@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_region.c -- the table under concurrency: faulting threads while others
  * map and unmap, and a forked child writing through inherited mappings */
 #include "helpers.h"

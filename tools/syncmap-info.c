@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* syncmap-info.c -- what libsyncmap would do for a path: filesystem, DAX, MAP_SYNC, flush, mode */
 #include "config.h"
 #include "envvars.h"

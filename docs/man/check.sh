@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # check.sh -- the man pages render without a single warning, and every public
 # function and program has one.  Usage: check.sh MANDIR SYMBOL_MAP
 # Exit 0 pass, 1 fail, 77 skip (no man-db here).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* common.c -- what the example programs share: sizes on the command line, latency percentiles */
 #include "common.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* common.h -- what the example programs share: sizes on the command line, latency percentiles */
 #ifndef EXAMPLES_COMMON_H
 #define EXAMPLES_COMMON_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* guarantee.c -- what libsyncmap guarantees, shown next to a plain mapping
  *
  *   guarantee write DIR PAGES   map DIR/plain.dat with mmap(2) and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* load.c -- logd-load: a libuv load generator for logd, measuring ack latency and throughput
  *
  * N connections each keep W lines in flight: a line is sent, and the next

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* logd.c -- a libuv TCP server that appends each line to a pmlog and acks it once durable
  *
  * Protocol: the client sends lines ending in '\n'.  For each line the server

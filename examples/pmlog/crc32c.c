@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* crc32c.c -- CRC-32C: the SSE4.2 instruction where there is one, a byte table elsewhere */
 #include "crc32c.h"
 

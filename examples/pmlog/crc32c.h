@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* crc32c.h -- CRC-32C (Castagnoli), the checksum of every pmlog record */
 #ifndef PMLOG_CRC32C_H
 #define PMLOG_CRC32C_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* format.c -- pmlog's header and record checks, and the recovery scan over a buffer */
 #include "format.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* format.h -- the pmlog file format, and recovery as a scan over a memory buffer
  *
  * A pmlog file is a 64-byte header followed by records, each at an 8-byte

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* main.c -- the pmlog command: append lines, dump records, measure appends */
 #include "pmlog.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* pmlog.c -- the log: recovery at open, appends through syncmap (or pwrite + fdatasync) */
 #include "pmlog.h"
 

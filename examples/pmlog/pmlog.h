@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* pmlog.h -- an append-only log of records made durable with libsyncmap
  *
  * Records are copied into a syncmap mapping of the file with libpmem2's

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* blocks.c -- truncate, fallocate, reflink: blocks the program frees or shares under its FAULT mappings are re-protected
  *
  * What FAULT mode made writable stays writable.  Once the blocks beneath

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* buffers.c -- read, recv and kin: a buffer in a FAULT mapping is made writable before the kernel writes it
  *
  * The kernel does not raise SIGSEGV for its own writes into user memory: a

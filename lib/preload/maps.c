@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* maps.c -- mmap, munmap, mprotect, mremap, madvise: the mappings the shim takes go to syncmap_* */
 #include "preload.h"
 

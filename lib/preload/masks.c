@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* masks.c -- sigprocmask and kin: SIGSEGV stays deliverable, and the program reads back the mask it asked for
  *
  * A first write to a FAULT grain is a SIGSEGV that the library's handler

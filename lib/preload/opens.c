@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* opens.c -- open(O_TRUNC), creat, fopen("w"): a file emptied under FAULT mappings is re-protected
  *
  * O_TRUNC frees every block of the file inside open(2) itself, as

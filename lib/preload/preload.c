@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* preload.c -- the shim's start-up: its state, its settings, the files it takes, its counters */
 #include "preload.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* preload.h -- the LD_PRELOAD shim's shared state: start-up, the functions beneath it, counters (private) */
 #ifndef SM_PRELOAD_H
 #define SM_PRELOAD_H

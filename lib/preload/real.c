@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* real.c -- the functions beneath the shim: looked up once at start, raw system calls standing in until then */
 #include "preload.h"
 

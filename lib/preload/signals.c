@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* signals.c -- sigaction and signal for SIGSEGV: the program's handler goes behind the library's
  *
  * The library's handler is installed when the shim starts, before main, so

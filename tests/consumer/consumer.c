@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* consumer.c -- a program built against the *installed* libsyncmap */
 #include <syncmap.h>
 

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # run.sh -- install libsyncmap into a scratch prefix, then build and run a
 # consumer against the installed files: C and C++, via pkg-config and via
 # CMake's find_package.  Usage: run.sh BUILD_DIR

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* fuzz_recover.c -- libFuzzer target: pmlog recovery over arbitrary log images
  *
  * Properties checked on every input (built with ASan + UBSan, so a read

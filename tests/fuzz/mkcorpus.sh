@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # mkcorpus.sh -- regenerate the seed corpus for fuzz_recover from real pmlog files.
 # Usage: tests/fuzz/mkcorpus.sh PMLOG_BINARY   (writes tests/fuzz/corpus/)
 # Each seed is a log cut down to its used bytes (the fuzzer does better with

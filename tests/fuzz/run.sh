@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # run.sh -- run the pmlog recovery fuzzer for a bounded time (a ctest test).
 # Usage: run.sh FUZZER SEED_CORPUS WORKDIR SECONDS
 # New inputs go to WORKDIR/corpus, never into the source tree; a crash leaves

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* stress.c -- bounded random stress of FAULT mappings on ext4, every acknowledged write checked by pread
  *
  * Worker threads map, write, persist, unmap (partly too), mprotect, mremap,

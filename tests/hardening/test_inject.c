@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_inject.c -- the sync step made to fail (EIO, ENOSPC, EDQUOT) at every point that syncs:
  * a write fault, syncmap_prepare, the engine, mprotect and mremap, widening at the VMA limit */
 #include "durable.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_map_fixed.c -- MAP_FIXED over a live FAULT mapping must replace it as mmap(2) does: at once */
 #include "helpers.h"
 #include "region.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_signals.c -- signal edge cases: nested faults, sigaltstack, SA_RESETHAND, blocked SIGSEGV/SIGBUS */
 #include "durable.h"
 #include "helpers.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* valgrind_annotate.h -- what Valgrind cannot see by itself, told through its client requests
  * (force-included in the library and the stress test built for the Valgrind runs)
  *

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # run.sh -- the Debian packages, as a distribution would use them: build them
 # from a clean configure (prefix /usr, no tests, no examples), check them with
 # lintian (no errors), install them, build the consumer against /usr (C, C++,

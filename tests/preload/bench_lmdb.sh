@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # bench_lmdb.sh -- the same LMDB MDB_WRITEMAP write workload with and without the shim, in one run
 # Usage: bench_lmdb.sh SHIM BINDIR [TXNS PUTS SIZE RUNS]
 # Each run starts from an empty environment; runs alternate plain/shim; the

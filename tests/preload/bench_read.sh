@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # bench_read.sh -- the cost of read(2) with and without the shim, 5 alternating runs, medians
 # Usage: bench_read.sh SHIM BINDIR [READS]
 set -euo pipefail

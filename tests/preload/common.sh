@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # common.sh -- sourced by each preload test: a fresh ext4 (or xfs) on a loop device, in a private mount namespace
 #
 # Usage from a test script:  . common.sh "$@"   with arguments SHIM BINDIR ...

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # early.sh -- the start of a process: a constructor that maps before or after the shim's, and a malloc
 # that calls mmap while the shim resolves its functions (dlsym, realpath, atexit)
 set -euo pipefail

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # lmdb.sh -- LMDB under the shim: our MDB_WRITEMAP program, then the stock mdb_stat, mdb_dump and mdb_load
 set -euo pipefail
 . "$(dirname "$0")/common.sh" "$@"

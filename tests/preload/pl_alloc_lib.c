@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* pl_alloc_lib.c -- a malloc whose every block is its own mmap(): preloaded with the shim, the
  * allocations made while the shim starts (dlsym, realpath, atexit) come back into its mmap */
 #include <errno.h>

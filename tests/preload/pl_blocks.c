@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* pl_blocks.c -- blocks freed under a written FAULT page: the next write there is allocated before any flush */
 #include "ptest.h"
 

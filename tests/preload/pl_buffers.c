@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* pl_buffers.c -- read, recv and kin into FAULT pages not yet written: they succeed, nothing is lost */
 #include "ptest.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* pl_early.c -- the start of a process under the shim: mappings made by constructors, a malloc that maps
  *
  *   pl_early DIR early   with libpl_early.so preloaded: its constructor's mapping and handler are kept

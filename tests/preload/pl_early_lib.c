@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* pl_early_lib.c -- a preloaded library whose constructor maps a file and sets a SIGSEGV handler,
  * possibly before the shim's own constructor has run */
 #include "ptest.h"

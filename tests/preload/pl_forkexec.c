@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* pl_forkexec.c -- fork and exec under the shim: the child keeps working mappings, exec leaks no descriptor
  *
  * pl_forkexec DIR: the parent writes grain 0 and forks; the child writes

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* pl_guard.c -- a program that owns SIGSEGV (guard pages, its own crash handling) works under the shim
  *
  * Run as `pl_guard DIR handler-first` (the program installs its handler

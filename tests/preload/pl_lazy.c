@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* pl_lazy.c -- the shim's wrappers called for the first time from a signal handler: no dlsym there
  *
  * dlsym is not async-signal-safe: it takes the dynamic loader's lock.  A

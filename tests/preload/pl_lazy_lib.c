@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* pl_lazy_lib.c -- a library whose constructor keeps the dynamic loader's lock (dlopen runs constructors under it) until told
  *
  * PL_LAZY_FDS="IN OUT": the constructor writes one byte to OUT (the lock is

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* pl_linked.c -- a program linked with libsyncmap, run under the shim: one copy of the library serves both */
 #include <syncmap.h>
 

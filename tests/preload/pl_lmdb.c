@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* pl_lmdb.c -- LMDB with MDB_WRITEMAP (pages written in place through a shared mapping), run under the shim
  *
  *   pl_lmdb write  DIR N        N records in transactions of 500, then overwrites and deletes

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* pl_locks.c -- the program's fcntl (POSIX) locks survive what the shim does with its own descriptors */
 #include "ptest.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* pl_policy.c -- which mappings the shim takes, what it leaves alone, and the calls that change mappings
  *
  *   pl_policy DIR default   shared writable files taken; the rest untouched; munmap/mprotect/mremap/MAP_FIXED

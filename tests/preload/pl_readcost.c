@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* pl_readcost.c -- what read(2) costs with the shim in the way: ns per 64-byte read from /dev/zero
  *
  * pl_readcost DIR [N [thread]]: the buffer on the heap and on the stack (no mapping of

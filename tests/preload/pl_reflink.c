@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* pl_reflink.c -- shared extents (xfs reflink) under written FAULT pages: re-protected, rewritten unshared
  *
  * After a clone, a dedupe or a copy_file_range that the filesystem does by

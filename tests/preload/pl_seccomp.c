@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* pl_seccomp.c -- readv and recvmsg into FAULT pages under a seccomp filter that kills process_vm_readv
  *
  * systemd's SystemCallFilter= and container runtimes kill a process for a

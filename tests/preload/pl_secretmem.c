@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* pl_secretmem.c -- memfd_secret(2) memory is never taken: mmap and syncmap_mmap give it mode NONE and it can be written */
 #include <syncmap.h>
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* pl_secure.c -- a secure-exec (AT_SECURE) process: the shim, loaded into it, leaves everything alone
  *
  * pl_secure SHIM DIR secure|normal.  The dynamic loader ignores an

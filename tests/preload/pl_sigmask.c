@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* pl_sigmask.c -- threads that block SIGSEGV write fresh FAULT pages as with plain mmap, and see the mask they asked for
  *
  * Each case runs in a child of its own (a death there is reported, not

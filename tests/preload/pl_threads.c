@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* pl_threads.c -- threads mapping, writing, reading into, re-protecting and unmapping at once under the shim,
  * with SIGSEGV dispositions changing and a thread forking all the while */
 #include "ptest.h"

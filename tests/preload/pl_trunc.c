@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* pl_trunc.c -- open(O_TRUNC), creat, fopen("w") empty a mapped file: the next write there is made durable again */
 #include "ptest.h"
 

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # policy.sh -- what the shim takes and leaves, SYNCMAP_PRELOAD=0, SYNCMAP_PRELOAD_PATHS (with a bad entry)
 set -euo pipefail
 . "$(dirname "$0")/common.sh" "$@"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* ptest.h -- checks shared by the preload test programs, which run under LD_PRELOAD and link no libsyncmap */
 #ifndef PTEST_H
 #define PTEST_H

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """py_mmap.py -- Python's mmap module writing a file, run under the shim (or, with --control, without it).
 
 Writes records through mmap.mmap into a sparse file, checks with FIEMAP,

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # python.sh -- Python's mmap module under the shim: FAULT-mode faults counted, blocks allocated, data verified
 set -euo pipefail
 . "$(dirname "$0")/common.sh" "$@"

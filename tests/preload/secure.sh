@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # secure.sh -- a setuid program (AT_SECURE) run by an unprivileged user: the shim leaves it alone
 set -euo pipefail
 . "$(dirname "$0")/common.sh" "$@"

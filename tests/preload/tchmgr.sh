@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # tchmgr.sh -- Tokyo Cabinet's tchmgr under the shim: its hash database is written through a shared mapping
 set -euo pipefail
 . "$(dirname "$0")/common.sh" "$@"

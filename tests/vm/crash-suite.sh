@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # crash-suite.sh -- crash the DAX guest while it writes; count what survived.
 #
 # Usage: tests/vm/crash-suite.sh CACHE_DIR CRASH_BINARY CYCLES [SEED]

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* crash.c -- the guest side of the crash suite: write and acknowledge pages, crash, count survivors
  *
  *   crash info DIR

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # functional.sh -- the library's Criterion tests inside the DAX guest.
 #
 # Usage: tests/vm/functional.sh CACHE_DIR CRASH_BINARY TEST_BINARY...

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # mkinitramfs.sh -- build the DAX guest's initramfs: busybox, kernel modules,
 # mkfs.ext4/mkfs.xfs, the guest init and helper, and the given programs.
 #

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # run-suite.sh -- the ctest entries for the DAX guest.
 # Usage: run-suite.sh CACHE_DIR CRASH_BINARY              (the crash suite)
 #        run-suite.sh --functional CACHE_DIR CRASH_BINARY TEST_BINARY...

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # selftest.sh -- prove the DAX guest harness works, without libsyncmap.
 #
 # Usage: tests/vm/selftest.sh CACHE_DIR [PAGES]

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # setup.sh -- install what the DAX guest needs and unpack its kernel into CACHE_DIR.
 #
 # Usage: tests/vm/setup.sh CACHE_DIR

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # vm.sh -- boot the DAX guest once, run a script in it, report its result lines.
 #
 # Usage: tests/vm/vm.sh CACHE_DIR (--run 'CMDS' | --script FILE) [options]

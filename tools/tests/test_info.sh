@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # test_info.sh -- syncmap-info tests, one per ctest test: test_info.sh TOOL CASE
 # Exit 0 pass, 1 fail, 77 skip (what this machine cannot show: no root, no loop device).
 set -uo pipefail

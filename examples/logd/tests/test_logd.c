@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_logd.c -- logd: acks after durability, oversized lines, disconnects, SIGTERM drain */
 #include "helpers.h"
 #include "pmlog.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_pmlog.c -- pmlog: round trip, torn tails, growth by remapping, crash images, ENOSPC */
 #include "helpers.h"
 #include "pmlog.h"

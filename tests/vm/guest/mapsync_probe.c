@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* mapsync_probe.c -- DAX guest self-test: does MAP_SYNC hold, and does plain mmap lose data? */
 /*
  * Runs inside the tests/vm guest, without libsyncmap.  Result lines start
