@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # spdx.sh -- every source file carries an SPDX-License-Identifier line.
 # Usage: scripts/spdx.sh [--add]   (no argument: check, exit 1 listing the files without it)
 # C and C++ files: "/* SPDX-License-Identifier: MIT */" as the first line; scripts, CMake
