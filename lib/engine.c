@@ -160,8 +160,9 @@ static int next_mark(void)
 	return (int)m;
 }
 
-static void set_mark(struct sm_region *r, uintptr_t s, uintptr_t e, int id)
+static void set_mark(struct sm_region *r, uintptr_t s, uintptr_t e, int id, int tid)
 {
+	atomic_store(&r->eng_busy_tid, tid);
 	atomic_store(&r->eng_busy_s, s);
 	atomic_store(&r->eng_busy_e, e);
 	atomic_store(&r->eng_busy_tok, atomic_load(&token));
@@ -184,7 +185,7 @@ static void serve_fault(struct sm_region *r, uintptr_t s, uintptr_t e, uintptr_t
 
 	if (mark == 0) {
 		mark = next_mark();
-		set_mark(r, s, e, mark);
+		set_mark(r, s, e, mark, 0);
 	}
 	/* One allocation and one sync for the whole window, then the upgrades
 	 * around the tripwire (its bits are set: no sync there). */
@@ -206,25 +207,35 @@ static void serve_fault(struct sm_region *r, uintptr_t s, uintptr_t e, uintptr_t
 		SM_STAT_ADD(presync_grains, fresh);
 }
 
+/* The longest a writer waits for the engine's window: far beyond any window
+ * seen (a 64 MiB one takes about 2 s in the TCG guest), so a slow machine
+ * never makes a writer sync a grain twice; it only ends a wait that cannot
+ * end otherwise (a signal handler whose interrupted fault was inside the
+ * library while the engine waits on that region's change: see below). */
+#define WAIT_LIMIT_ROUNDS 3000 /* x 10 ms = 30 s */
+
 void sm_engine_wait(struct sm_region *r, uintptr_t a)
 {
-	/* No time limit: the engine always finishes a window it marked (it
-	 * never touches user memory, and its walk never waits for a region a
-	 * waiter could hold: a waiter leaves as soon as its region is blocked).
-	 * Giving up after a while turned a slow machine (the TCG guest readying
-	 * a large window) into duplicate syncs of the same grains.  The 10 ms
-	 * timeout only re-reads the conditions below, which can change without
-	 * a futex wake: the region being blocked by another thread, the engine
-	 * stopping.  A process that is not the engine's (a child made by a raw
-	 * clone, without the fork handlers) finds a different pid and does not
-	 * wait for a thread it does not have. */
-	for (;;) {
+	int self = (int)syscall(SYS_gettid);
+
+	/* The engine always finishes a window it marked: it never touches user
+	 * memory, and a waiter leaves as soon as its region is blocked by a
+	 * change, so the changer never waits for it.  The 10 ms timeout only
+	 * re-reads the conditions below, which can change without a futex
+	 * wake: the region blocked by another thread, the engine stopping.
+	 * Never wait on a mark one's own thread is still queuing (a handler
+	 * nested in the fault that set it); nor in a process that is not the
+	 * engine's (a raw clone without the fork handlers).  The round limit is
+	 * a last resort, not a timing: a writer that reaches it readies its own
+	 * grain, which is correct, only one sync more. */
+	for (int round = 0; round < WAIT_LIMIT_ROUNDS; round++) {
 		struct timespec ts = {0, 10 * 1000 * 1000};
 		int t = atomic_load(&r->eng_busy);
 
 		if (t == 0 || atomic_load(&r->eng_busy_tok) != atomic_load(&token) ||
 		    !atomic_load(&running) || atomic_load(&owner) != (pid_t)syscall(SYS_getpid) ||
-		    a < atomic_load(&r->eng_busy_s) || a >= atomic_load(&r->eng_busy_e) ||
+		    atomic_load(&r->eng_busy_tid) == self || a < atomic_load(&r->eng_busy_s) ||
+		    a >= atomic_load(&r->eng_busy_e) ||
 		    atomic_load(&r->state) != SM_LIVE) /* someone is changing the mapping: don't hold it up */
 			return;
 		syscall(SYS_futex, &r->eng_busy, FUTEX_WAIT_PRIVATE, t, &ts, NULL, 0);
@@ -339,6 +350,7 @@ void sm_engine_fault(struct sm_region *r, uintptr_t a)
 	uint64_t g = sm_grain_of(r, a), trip, first = sm_grain_of(r, r->start), last;
 	uint64_t depth = (uint64_t)sm_cfg.presync_depth;
 	struct req q;
+	int self;
 
 	if (!sm_cfg.presync)
 		return;
@@ -362,11 +374,21 @@ void sm_engine_fault(struct sm_region *r, uintptr_t a)
 	q.trip = sm_grain_start(r, trip) < q.e ? sm_grain_start(r, trip) : 0;
 	atomic_store(&r->eng_expect, trip + 1);
 	q.mark = next_mark();
-	set_mark(r, q.s, q.e, q.mark); /* before the engine can see the request */
+	/* The mark goes on before the engine can see the request, with the
+	 * marking thread recorded until the request is queued and the engine
+	 * woken: a signal handler that interrupts this thread in between, and
+	 * writes into the window, must not wait for a request only the
+	 * interrupted code can send.  Afterwards the same thread's later
+	 * faults in the window wait like anyone's. */
+	self = (int)syscall(SYS_gettid);
+	set_mark(r, q.s, q.e, q.mark, self);
+	if (sm_test_engine_marked_hook != NULL)
+		sm_test_engine_marked_hook();
 	if (push(&q) == 0)
 		wake_up();
 	else
 		clear_mark(r, q.mark);
+	atomic_compare_exchange_strong(&r->eng_busy_tid, &self, 0);
 }
 
 void sm_engine_kick(void)

@@ -39,6 +39,10 @@ int sm_engine_post(uintptr_t s, uintptr_t e);
 /* Wait until every request queued so far has been served (tests, benchmarks). */
 void sm_engine_drain(void);
 
+/* Test hook (tests define it; null in the libraries): called by the fault
+ * handler after it marked a window busy and before it queued the request. */
+void sm_test_engine_marked_hook(void) __attribute__((weak, visibility("hidden")));
+
 void sm_engine_shutdown(void);	       /* at exit: stop and join */
 void sm_engine_after_fork_child(void); /* the thread did not survive fork */
 

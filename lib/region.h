@@ -63,6 +63,7 @@ struct sm_region {
 	 * syncing the same grains twice (engine.c). */
 	_Atomic int eng_busy, eng_busy_tok;
 	_Atomic uintptr_t eng_busy_s, eng_busy_e;
+	_Atomic int eng_busy_tid; /* the thread whose fault queued the marked window, or 0 */
 	/* SM_LIVE: fields above are stable; users hold refs.  A writer that changes
 	 * the region sets SM_BLOCKED and waits for refs to drain first. */
 	_Atomic int state;

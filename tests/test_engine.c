@@ -11,6 +11,7 @@
 #include <linux/fs.h>
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <sys/ioctl.h>
 #include <sched.h>
 #include <stdatomic.h>
@@ -317,6 +318,59 @@ Test(engine, sequential_writer_starts_the_engine)
 	cr_assert_eq(syncmap_persist(p, 4 * 65536), 0);
 	cr_expect_eq(threads(), before + 1, "threads %d before, %d after a sequential writer persisted",
 		     before, threads());
+	syncmap_munmap(p, len);
+	close(fd);
+}
+
+/* A signal handler that interrupts the writer's fault after the engine's
+ * window was marked busy, but before the request was queued and the engine
+ * woken, and writes into that window: it must not wait for a request that
+ * only the interrupted fault can send (it hung forever before the marking
+ * thread was recorded).  The hook raises the signal at exactly that point. */
+static unsigned char *volatile nested_target;
+static volatile sig_atomic_t nested_done, hook_armed;
+
+static void nested_writer(int sig)
+{
+	(void)sig;
+	POKE(nested_target, 7); /* inside the window just marked */
+	nested_done = 1;
+}
+
+void sm_test_engine_marked_hook(void)
+{
+	if (hook_armed) {
+		hook_armed = 0;
+		raise(SIGUSR1);
+	}
+}
+
+Test(engine, signal_handler_writing_into_a_window_being_queued_does_not_hang, .timeout = 25)
+{
+	const size_t len = (size_t)4 << 20;
+	struct sigaction sa = {0};
+	unsigned char *p;
+	time_t t0;
+	int fd;
+
+	LOOPFS_OR_SKIP(&fs, "ext4", 64, "commit=60");
+	sm_test_env("SYNCMAP_PRESYNC", "1");
+	sm_test_env("SYNCMAP_GRAIN", "65536");
+	sm_test_env("SYNCMAP_PRESYNC_DEPTH", "4");
+	p = map_file("nested.dat", len, &fd);
+	FAULT_OR_SKIP(p);
+	cr_assert_eq(sm_engine_start(), 0);
+	sa.sa_handler = nested_writer;
+	sigaction(SIGUSR1, &sa, NULL);
+	nested_target = p + 2 * 65536; /* the window after the first fault: grains 1..4 */
+	hook_armed = 1;
+	t0 = time(NULL);
+	POKE(p, 1); /* the first fault of the mapping asks for a window */
+	cr_assert(nested_done, "the nested write did not run");
+	cr_expect_lt(time(NULL) - t0, 5, "the nested write waited %lld s for its own window",
+		     (long long)(time(NULL) - t0));
+	sm_engine_drain();
+	cr_assert_eq(range_allocated(fd, 0, 5 * 65536), 1);
 	syncmap_munmap(p, len);
 	close(fd);
 }
