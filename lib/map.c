@@ -50,6 +50,30 @@ static int takes_over(int prot, int flags, int fd)
 	return 1;
 }
 
+/*
+ * A MAP_FIXED mmap (or MREMAP_FIXED mremap) at the cut's range failed.  The
+ * kernel may have emptied the target before the refusal: mmap_region()
+ * unmaps what was there and only then calls the filesystem's ->mmap, which
+ * ext4 uses to refuse MAP_SYNC (EOPNOTSUPP), so the caller's old mapping is
+ * gone; a check made earlier (EINVAL, EACCES) leaves it in place.  The
+ * table must follow the kernel, or a later mapping there would inherit the
+ * dropped region's state (a read-only page made writable by our handler).
+ * The target was wholly mapped when the call was made (claimed placeholders
+ * fill its free parts), and the kernel empties all of it or none: one probe
+ * says which.  Table lock held; errno is kept.
+ */
+static void cut_settle_failed(struct sm_cut *c)
+{
+	int err = errno;
+
+	/* msync with no flags only asks whether [s, s + page) is mapped. */
+	if (msync((void *)c->s, sm_cfg.page, 0) != 0 && errno == ENOMEM)
+		sm_cut_commit(c, 1, 0, NULL);
+	else
+		sm_cut_abort(c);
+	errno = err;
+}
+
 /* The kernel's mmap with MAP_FIXED's replacement reflected in the table:
  * for mappings the library does not take (and the shim's).  The table's
  * records are allocated before the mapping exists: the target's free parts
@@ -76,7 +100,7 @@ void *sm_map_plain(void *addr, size_t len, int prot, int flags, int fd, off_t of
 	p = sm_sys_mmap(addr, len, prot, flags, fd, off);
 	err = errno;
 	if (p == MAP_FAILED) {
-		sm_cut_abort(&cut);
+		cut_settle_failed(&cut);
 		sm_claim_release(&cl);
 	} else {
 		sm_claim_forget(&cl);
@@ -252,7 +276,7 @@ fail:
 	if (p != MAP_FAILED)
 		sm_sys_munmap(p, rlen);
 	if (cut != NULL)
-		sm_cut_abort(cut);
+		cut_settle_failed(cut);
 	if (r != NULL)
 		sm_region_destroy(r);
 	errno = err;
@@ -320,12 +344,8 @@ static void *map_syncmap(void *addr, size_t len, int prot, int flags, int fd, of
 	}
 	return map_fault(addr, len, prot, flags, fd, off, cut, claim);
 fail:
-	if (cut != NULL) {
-		int err = errno;
-
-		sm_cut_abort(cut);
-		errno = err;
-	}
+	if (cut != NULL)
+		cut_settle_failed(cut);
 	return MAP_FAILED;
 }
 
@@ -737,7 +757,7 @@ static void *remap_kernel(struct sm_region *r, uintptr_t old, size_t old_len, si
 	if (p == MAP_FAILED) {
 		sm_cut_abort(&source);
 		if (fixed) {
-			sm_cut_abort(&target);
+			cut_settle_failed(&target); /* Linux 6.1 unmaps the target before some checks */
 			sm_claim_release(&cl);
 		}
 		errno = err;

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define PG 4096
@@ -345,5 +346,45 @@ Test(map_fixed, refused_map_fixed_leaves_the_range_as_it_was)
 	}
 	munmap(a + 40 * PG, PG);
 	close(ro);
+	close(fd);
+}
+
+/* A MAP_FIXED mapping the filesystem refuses after the kernel emptied the
+ * target (ext4 without DAX refuses MAP_SYNC in its ->mmap hook): the
+ * program's old FAULT mapping is gone, as with mmap(2), and the table must
+ * say so.  Before, the region stayed in the table; a read-only mapping the
+ * program then put there was made writable by the library's handler (its
+ * write succeeded instead of SIGSEGV). */
+Test(map_fixed, refused_map_sync_over_a_fault_mapping_drops_it_from_the_table)
+{
+	const size_t len = 64 * PG;
+	unsigned char *p, *q;
+	pid_t pid;
+	int fd, st;
+
+	LOOPFS_OR_SKIP(&fs, "ext4", 64, NULL);
+	fd = make_sparse(fs.dir, "refused-sync.dat", len, NULL, 0);
+	p = syncmap_mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	cr_assert_neq(p, MAP_FAILED);
+	FAULT_OR_SKIP(p);
+	errno = 0;
+	q = syncmap_mmap(p, len, PROT_READ | PROT_WRITE, MAP_SHARED_VALIDATE | MAP_SYNC | MAP_FIXED, fd, 0);
+	if (q != MAP_FAILED)
+		cr_skip_test("the kernel granted MAP_SYNC here");
+	cr_assert_eq(errno, EOPNOTSUPP, "%s", strerror(errno));
+	if (msync(p, PG, 0) == 0)
+		cr_skip_test("this kernel refused before emptying the target: nothing to follow");
+	cr_expect_eq(syncmap_mode(p), SYNCMAP_MODE_NONE,
+		     "the table still holds the mapping the kernel removed");
+	cr_assert_eq(mmap(p, len, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0), p);
+	pid = fork();
+	if (pid == 0) {
+		*(volatile unsigned char *)(p + 5 * PG) = 1;
+		_exit(0); /* the read-only page took a write */
+	}
+	cr_assert_eq(waitpid(pid, &st, 0), pid);
+	cr_expect(WIFSIGNALED(st) && WTERMSIG(st) == SIGSEGV,
+		  "a write to a read-only page where a FAULT mapping was: status %#x, wanted SIGSEGV", st);
+	munmap(p, len);
 	close(fd);
 }
