@@ -232,16 +232,39 @@ Test(files, kept_descriptor_is_closed_once_the_lock_is_gone)
 	close(fd2);
 }
 
-/* The program may dup2 over (or close_range, then reopen into) the numbers
- * the library uses.  The library must then act on none of them: the first
- * write ends in SIGBUS instead of allocating blocks in the file that took the
- * number, and the last unmap does not close the program's descriptor. */
+/* The descriptors the library opened for the mapping of fd, found as the
+ * numbers below 1024 that syncmap_mmap added; their count is returned. */
+static int library_fds(const unsigned char before[1024], int lost[8])
+{
+	unsigned char after[1024];
+	int n = 0;
+
+	open_fds(after);
+	for (int i = 0; i < 1024 && n < 8; i++)
+		if (after[i] && !before[i])
+			lost[n++] = i;
+	cr_assert_gt(n, 0, "the library keeps no descriptor of the mapped file");
+	return n;
+}
+
+/* What a daemon does (closefrom, close_range): every number the library
+ * uses is closed. */
+static void close_library_fds(const int lost[], int n)
+{
+	for (int i = 0; i < n; i++)
+		cr_assert_eq(close(lost[i]), 0);
+}
+
 static void on_sigbus(int sig)
 {
 	(void)sig;
 	_exit(42);
 }
 
+/* The program may dup2 over (or close_range, then reopen into) the numbers
+ * the library uses.  The library must then act on none of them: the first
+ * write ends in SIGBUS instead of allocating blocks in the file that took the
+ * number, and the last unmap does not close the program's descriptor. */
 Test(files, a_number_the_library_lost_is_never_acted_on)
 {
 	unsigned char before[1024], after[1024];
@@ -285,6 +308,51 @@ Test(files, a_number_the_library_lost_is_never_acted_on)
 			      "syncmap_munmap closed the program's descriptor %d", lost[i]);
 	close(fd);
 	close(y);
+}
+
+/* A program that reopens its file (O_CLOEXEC, the usual way) after a
+ * close_range gets the numbers the library had; the library must not close
+ * them at its last unmap: that would drop the program's POSIX locks on the
+ * file, and its later I/O on the number would go to whatever took it next. */
+Test(files, a_reopened_number_is_not_closed_by_the_library)
+{
+	unsigned char before[1024];
+	int fd, fd2, n, lost[8], mine[2], reused = 0;
+	char path[256];
+	unsigned char *p;
+
+	LOOPFS_OR_SKIP(&fs, "ext4", 64, NULL);
+	sm_test_env("SYNCMAP_PRESYNC", "0");
+	fd = make_sparse(fs.dir, "mapped.dat", LEN, path, sizeof(path));
+	fd2 = make_sparse(fs.dir, "other.dat", LEN, NULL, 0);
+	cr_assert(fd >= 0 && fd2 >= 0);
+	open_fds(before);
+	p = syncmap_mmap(NULL, LEN, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	cr_assert_neq(p, MAP_FAILED);
+	FAULT_OR_SKIP(p);
+	n = library_fds(before, lost);
+	close_library_fds(lost, n);
+	mine[0] = open(path, O_RDWR | O_CLOEXEC);
+	mine[1] = open(path, O_RDONLY | O_CLOEXEC);
+	cr_assert(mine[0] >= 0 && mine[1] >= 0);
+	for (int i = 0; i < n; i++)
+		reused += lost[i] == mine[0] || lost[i] == mine[1];
+	cr_assert_gt(reused, 0,
+		     "the reopened file took none of the library's numbers: the test shows nothing");
+	POKE(p, 1);
+	cr_assert_eq(syncmap_munmap(p, LEN), 0);
+	/* Another map and unmap: the library looks at the descriptors it left
+	 * open (for a lock) at each. */
+	p = syncmap_mmap(NULL, LEN, PROT_READ | PROT_WRITE, MAP_SHARED, fd2, 0);
+	cr_assert_neq(p, MAP_FAILED);
+	cr_assert_eq(syncmap_munmap(p, LEN), 0);
+	for (int i = 0; i < 2; i++)
+		cr_expect_neq(fcntl(mine[i], F_GETFD), -1, "the library closed the program's descriptor %d",
+			      mine[i]);
+	close(mine[0]);
+	close(mine[1]);
+	close(fd);
+	close(fd2);
 }
 
 /* The program's own lease (F_SETLEASE) survives a map: reopening the file
