@@ -44,22 +44,21 @@ void sm_durable_init(void)
 	}
 }
 
-/* The library's own description of r's file (region.c), loaded once per
- * use: the map path replaces it if the program took the number. */
+/* The library's own description of r's file, if the number is still the
+ * library's (region.c), or -1: loaded and checked once per use. */
 static int file_fd(const struct sm_region *r)
 {
-	return atomic_load_explicit(&r->file->lfd, memory_order_relaxed);
+	return sm_file_lfd(r->file);
 }
 
 /*
  * The user address where the file's last page ends, clipped to r; and the
- * check that fd is still the library's.  The program may close any
- * descriptor it did not open, or dup2 over it, and the number may hold
- * another file: the library must never act on that (DESIGN.md).  The fstat
- * this needs anyway shows it: another device or inode is EBADF, which the
- * fault turns into SIGBUS before anything touched the other file.  (The
- * number changing between this check and the fallocate of reserve() is not
- * covered: a hole-filling allocation in the other file, nothing written.)
+ * check that fd still names r's file.  region.c's check of the number and
+ * this fstat are two system calls: a number the program closes and reopens
+ * to another file in between shows here as another device or inode, EBADF,
+ * before anything touched the other file.  (The number changing between
+ * this check and the fallocate of reserve() is not covered: a hole-filling
+ * allocation in the other file, nothing written.)
  */
 static int eof_limit(const struct sm_region *r, int fd, uintptr_t *limit)
 {
@@ -80,13 +79,56 @@ static int eof_limit(const struct sm_region *r, int fd, uintptr_t *limit)
 	return 0;
 }
 
+/* Is the page at user address a past EOF?  Asked through the alias, which
+ * holds the file without a descriptor: a read fault past EOF gets SIGBUS
+ * from the kernel (filemap_fault and the DAX fault both check i_size),
+ * which MADV_POPULATE_READ reports as EFAULT; before EOF it succeeds, and a
+ * read allocates nothing (a hole reads as page-cache zeroes or the DAX zero
+ * page). */
+static int past_eof(const struct sm_region *r, uintptr_t a)
+{
+	while (madvise(r->alias + (a - r->start), sm_cfg.page, MADV_POPULATE_READ) != 0)
+		if (errno != EINTR)
+			return 1;
+	return 0;
+}
+
+/*
+ * The same limit when the program has closed the library's descriptors
+ * (closefrom): known only as far as [ws, we), the pages a fault there may
+ * touch and upgrade.  If its last page is before EOF, so is all of it, and
+ * we is a limit that is safe to use (nothing past it is touched, marked or
+ * upgraded); otherwise a binary search finds EOF, the first page past it.
+ * One system call per fault in the common case, log2(pages) at EOF.
+ */
+static void eof_probe(const struct sm_region *r, uintptr_t ws, uintptr_t we, uintptr_t *limit)
+{
+	uintptr_t lo = ws, hi = we - sm_cfg.page;
+
+	if (!past_eof(r, hi)) {
+		*limit = we;
+		return;
+	}
+	/* [ws, lo) is before EOF, hi past it. */
+	while (lo < hi) {
+		uintptr_t mid = lo + ((hi - lo) / 2 & ~(uintptr_t)(sm_cfg.page - 1));
+
+		if (past_eof(r, mid))
+			hi = mid;
+		else
+			lo = mid + sm_cfg.page;
+	}
+	*limit = lo;
+}
+
 /* The kernel reports every failed fault of a populate as EFAULT; tell the
- * caller the likely cause. */
+ * caller the likely cause (EIO without a descriptor to ask the filesystem
+ * with). */
 static int populate_error(int fd)
 {
 	struct statfs sf;
 
-	if (fstatfs(fd, &sf) == 0 && sf.f_bavail == 0)
+	if (fd >= 0 && fstatfs(fd, &sf) == 0 && sf.f_bavail == 0)
 		return ENOSPC;
 	return EIO;
 }
@@ -123,13 +165,14 @@ static int write_touch(int fd, char *p, size_t n)
  * refuse to fallocate a grain whose touch needs no space at all.  Its errno
  * is returned for the touch to report if the touch fails too (EDQUOT is
  * clearer than the touch's EFAULT).  A file that does not support it is not
- * asked again.
+ * asked again; nor without the library's descriptor (fd -1: closed by the
+ * program).
  */
 static int reserve(struct sm_region *r, int fd, uintptr_t s, size_t n)
 {
 	off_t off = r->off + (off_t)(s - r->start);
 
-	if (n <= sm_cfg.page || !sm_cfg.reserve ||
+	if (fd < 0 || n <= sm_cfg.page || !sm_cfg.reserve ||
 	    atomic_load_explicit(&r->file->no_reserve, memory_order_relaxed))
 		return 0;
 	while (fallocate(fd, FALLOC_FL_KEEP_SIZE, off, (off_t)n) != 0) {
@@ -179,9 +222,22 @@ static int widen(struct sm_region *r, uintptr_t ws, uintptr_t we, uintptr_t limi
 int sm_ready(struct sm_region *r, uintptr_t s, uintptr_t e, int prot)
 {
 	uint64_t g, g_first, g_last;
-	uintptr_t limit = 0, ws, we;
-	int fd = file_fd(r), err = eof_limit(r, fd, &limit);
+	uintptr_t limit = r->end, ws, we;
+	int fd = file_fd(r), err = 0;
 
+	/* With the descriptor, EOF from fstat.  Without it (a program may
+	 * close any descriptor it did not open: closefrom; the library keeps
+	 * working), from the alias, within the grains of [s, e).  Before 5.14
+	 * there is no MADV_POPULATE_READ to ask with, and the store that would
+	 * find EOF is itself a SIGBUS: refused, which the fault turns into
+	 * SIGBUS. */
+	if (fd >= 0)
+		err = eof_limit(r, fd, &limit);
+	else if (!have_populate_write)
+		err = EBADF;
+	else
+		eof_probe(r, sm_grain_start(r, sm_grain_of(r, s)), sm_grain_end(r, sm_grain_of(r, e - 1)),
+			  &limit);
 	if (err != 0)
 		return err;
 	if (s >= limit)
@@ -406,7 +462,7 @@ size_t sm_adopt_written(struct sm_region *r)
 	size_t n, adopted = 0;
 	int fd = file_fd(r);
 
-	if (r->file->cow || eof_limit(r, fd, &limit) != 0 || limit == r->start)
+	if (r->file->cow || fd < 0 || eof_limit(r, fd, &limit) != 0 || limit == r->start)
 		return 0;
 	/* A sync through the program's own open file description would take
 	 * the writeback errors its fsync is to report: without a description

@@ -679,6 +679,10 @@ static void *remap_fault(struct sm_region *const *rs, size_t n, uintptr_t old, s
 		errno = ENOMEM; /* the kernel's: a duplicate is a new mapping elsewhere */
 		return MAP_FAILED;
 	}
+	if (sm_file_fd(file) < 0) {
+		errno = ENOMEM; /* the program closed the descriptor to map from (region.c) */
+		return MAP_FAILED;
+	}
 	if (old_len != 0 && !(flags & MREMAP_FIXED)) {
 		p = grow_in_place(rs[n - 1], old, old_len, new_len, off);
 		if (p != MAP_FAILED || !(flags & MREMAP_MAYMOVE))

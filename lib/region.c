@@ -28,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/vfs.h>
@@ -481,15 +482,34 @@ static int is_dax(int fd)
 }
 
 /*
- * Is descriptor n still the library's descriptor of f?  The program may close
- * any descriptor it did not open (closefrom, close_range) or dup2 over it, and
- * the number may then hold another file: the library must never act on that.
- * Same inode, and still close-on-exec (the library's always are; dup2 and
- * most opens give a number without it).  Not a proof: the program reopening
- * the same file with O_CLOEXEC into the very number passes, and the library
- * then acts on a descriptor of the same file.
+ * Which numbers are still the library's.  The program may close any
+ * descriptor it did not open (closefrom, close_range) or dup2 over it, and
+ * the number may then hold another file, or the program's own descriptor of
+ * the same file: the library must neither act on nor close such a number.
+ *
+ * lfd, the library's own open file description, carries a mark that a
+ * description the program opened cannot have by accident: F_SETSIG set to
+ * SM_FD_MARK.  The signal an open file description records is used only
+ * when O_ASYNC is set on it (the kernel's send_sigio) or a lease of it is
+ * broken; the library does neither, so the mark changes nothing.  A fresh
+ * open has 0 there (F_GETSIG), and no program asks for 33 on purpose: glibc
+ * and musl both keep signals 32 and 33 for themselves.  One fcntl: fine in
+ * the fault path too.
+ *
+ * fd, the duplicate of the program's description, cannot be marked: the
+ * mark would be on the program's description (its O_ASYNC signal).  It is
+ * recognised by the old heuristic, same inode and close-on-exec (dup2 and
+ * most opens give a number without it), and kept high in the table
+ * (dup_base) where open(2), which takes the lowest free number, does not
+ * reach in a program with fewer descriptors: a program that reopens the
+ * file after a close_range gets low numbers.  What remains: a program that
+ * puts a close-on-exec descriptor of the same file at exactly that number
+ * (dup3 onto it, or hundreds of descriptors open) passes the check, and the
+ * library would use and close it as its own.
  */
-static int fd_is_ours(int n, const struct sm_file *f)
+#define SM_FD_MARK 33
+
+static int same_file_cloexec(int n, const struct sm_file *f)
 {
 	struct stat st;
 	int fl;
@@ -500,12 +520,37 @@ static int fd_is_ours(int n, const struct sm_file *f)
 	return fl >= 0 && (fl & FD_CLOEXEC);
 }
 
+static int dup_is_ours(int n, const struct sm_file *f)
+{
+	return same_file_cloexec(n, f);
+}
+
+/* l is lfd, n is fd: the same number when the library has no description
+ * of its own (file_reopen), and then only the heuristic can tell. */
+static int lfd_is_ours(int l, int n, const struct sm_file *f)
+{
+	if (l == n)
+		return dup_is_ours(n, f);
+	return same_file_cloexec(l, f) && fcntl(l, F_GETSIG) == SM_FD_MARK;
+}
+
 int sm_file_fd(struct sm_file *f)
 {
 	int n = atomic_load_explicit(&f->fd, memory_order_relaxed);
 
-	if (fd_is_ours(n, f))
+	if (dup_is_ours(n, f))
 		return n;
+	errno = EBADF;
+	return -1;
+}
+
+int sm_file_lfd(struct sm_file *f)
+{
+	int l = atomic_load_explicit(&f->lfd, memory_order_relaxed);
+	int n = atomic_load_explicit(&f->fd, memory_order_relaxed);
+
+	if (lfd_is_ours(l, n, f))
+		return l;
 	errno = EBADF;
 	return -1;
 }
@@ -587,7 +632,7 @@ static int file_let_go(struct sm_file *f)
 {
 	int n = atomic_load_explicit(&f->fd, memory_order_relaxed);
 	int l = atomic_load_explicit(&f->lfd, memory_order_relaxed);
-	int n_ours = fd_is_ours(n, f), l_ours = l != n && fd_is_ours(l, f);
+	int n_ours = dup_is_ours(n, f), l_ours = l != n && lfd_is_ours(l, n, f);
 
 	if (!n_ours && !l_ours)
 		return 1; /* the numbers are the program's now: forget them */
@@ -633,7 +678,7 @@ static void sweep_parked(void)
  * instead of waiting out lease-break-time.  Costs ~7 us per new file (path
  * walk through /proc), and the file sees an extra open and close (inotify).
  */
-static int own_description(int fd)
+static int own_description(const struct sm_file *f, int fd)
 {
 	char path[32];
 	int fl = fcntl(fd, F_GETFL), lease = fcntl(fd, F_GETLEASE), n;
@@ -647,7 +692,29 @@ static int own_description(int fd)
 	if (n < 0)
 		return -1;
 	fcntl(n, F_SETFL, 0); /* O_NONBLOCK was for the open only */
-	return n;
+	if (fcntl(n, F_SETSIG, SM_FD_MARK) == 0)
+		return n;
+	/* Unmarked, it could not be told from the program's (6.12 allocates
+	 * the record the signal goes in: ENOMEM; a seccomp filter): not used.
+	 * Closed unless that would drop the program's locks; then left open,
+	 * one descriptor lost, rather than take them. */
+	if (!holds_posix_lock(f, n))
+		close(n);
+	return -1;
+}
+
+/* Where the duplicate goes: the lowest free number from here (F_DUPFD).
+ * Half the soft RLIMIT_NOFILE, at most 512: above what most programs ever
+ * have open, so open(2) does not hand it to them after they closed it; not
+ * higher, as the kernel sizes the descriptor table to the highest number
+ * (8 bytes a slot: 1024 slots, where a limit of 2^20 would cost 8 MiB). */
+static int dup_base(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur < 8)
+		return 3;
+	return rl.rlim_cur >= 1024 ? 512 : (int)(rl.rlim_cur / 2);
 }
 
 /* A new file, a parked one, or one whose descriptor the program took, gets
@@ -660,11 +727,14 @@ static int file_reopen(struct sm_file *f, int fd)
 	int n = atomic_load_explicit(&f->fd, memory_order_relaxed);
 	int l = atomic_load_explicit(&f->lfd, memory_order_relaxed);
 
-	if (!fd_is_ours(n, f)) {
+	if (!dup_is_ours(n, f)) {
 		/* The user may close theirs right after mapping, as mmap(2)
-		 * allows; O_CLOEXEC so that exec leaks nothing of ours. */
-		int d = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+		 * allows; O_CLOEXEC so that exec leaks nothing of ours.  Low if
+		 * there is no room up there (EMFILE). */
+		int d = fcntl(fd, F_DUPFD_CLOEXEC, dup_base());
 
+		if (d < 0)
+			d = fcntl(fd, F_DUPFD_CLOEXEC, 3);
 		if (d < 0)
 			return -1;
 		if (l == n)
@@ -673,8 +743,8 @@ static int file_reopen(struct sm_file *f, int fd)
 		/* The fault path loads it once and checks it (durable.c). */
 		atomic_store_explicit(&f->fd, n, memory_order_relaxed);
 	}
-	if (!fd_is_ours(l, f)) {
-		l = own_description(fd);
+	if (!lfd_is_ours(l, n, f)) {
+		l = own_description(f, fd);
 		atomic_store_explicit(&f->lfd, l >= 0 ? l : n, memory_order_relaxed);
 	}
 	return 0;

@@ -148,8 +148,10 @@ void sm_file_put(struct sm_file *f);
 
 /* f's descriptor if it is still the library's (the program may have closed
  * or dup2'd over it: then -1/EBADF, and nothing may be done with the number).
- * No lock: the caller holds a ref on a region using f. */
+ * No lock: the caller holds a ref on a region using f.  sm_file_fd gives fd,
+ * sm_file_lfd gives lfd (async-signal-safe: fstat and fcntl). */
 int sm_file_fd(struct sm_file *f);
+int sm_file_lfd(struct sm_file *f);
 
 /* syncmap_file_changed() for the file dev:ino (prepare.c). */
 int sm_file_changed_ino(dev_t dev, ino_t ino, off_t off, off_t len);

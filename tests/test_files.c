@@ -232,22 +232,69 @@ Test(files, kept_descriptor_is_closed_once_the_lock_is_gone)
 	close(fd2);
 }
 
-/* The program may dup2 over (or close_range, then reopen into) the numbers
- * the library uses.  The library must then act on none of them: the first
- * write ends in SIGBUS instead of allocating blocks in the file that took the
- * number, and the last unmap does not close the program's descriptor. */
+/* The descriptors the library opened for the mapping of fd, found as the
+ * numbers below 1024 that syncmap_mmap added; their count is returned. */
+static int library_fds(const unsigned char before[1024], int lost[8])
+{
+	unsigned char after[1024];
+	int n = 0;
+
+	open_fds(after);
+	for (int i = 0; i < 1024 && n < 8; i++)
+		if (after[i] && !before[i])
+			lost[n++] = i;
+	cr_assert_gt(n, 0, "the library keeps no descriptor of the mapped file");
+	return n;
+}
+
+/* What a daemon does (closefrom, close_range): every number the library
+ * uses is closed. */
+static void close_library_fds(const int lost[], int n)
+{
+	for (int i = 0; i < n; i++)
+		cr_assert_eq(close(lost[i]), 0);
+}
+
+/* In a child: the write at p + off, then _exit(0); SIGBUS is _exit(42). */
 static void on_sigbus(int sig)
 {
 	(void)sig;
 	_exit(42);
 }
 
+static int write_in_child(unsigned char *p, size_t off)
+{
+	pid_t pid = fork();
+	int st;
+
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		signal(SIGBUS, on_sigbus);
+		POKE(p + off, 0x5a);
+		_exit(0);
+	}
+	cr_assert_eq(waitpid(pid, &st, 0), pid);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+static unsigned char byte_at(int fd, off_t off)
+{
+	unsigned char c = 0;
+
+	cr_assert_eq(pread(fd, &c, 1, off), 1);
+	return c;
+}
+
+/* The program may dup2 over (or close_range, then reopen into) the numbers
+ * the library uses.  The library must then act on none of them, and keep
+ * working: the first write is made durable through the alias, which holds
+ * the file without a descriptor, nothing is allocated in the file that took
+ * the number, and the last unmap does not close the program's descriptor. */
 Test(files, a_number_the_library_lost_is_never_acted_on)
 {
-	unsigned char before[1024], after[1024];
-	int fd, y, st, n = 0, lost[8];
+	unsigned char before[1024];
+	int fd, y, st, n, lost[8];
 	unsigned char *p;
-	pid_t pid;
 
 	LOOPFS_OR_SKIP(&fs, "ext4", 64, NULL);
 	sm_test_env("SYNCMAP_PRESYNC", "0");
@@ -259,24 +306,15 @@ Test(files, a_number_the_library_lost_is_never_acted_on)
 	p = syncmap_mmap(NULL, LEN, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	cr_assert_neq(p, MAP_FAILED);
 	FAULT_OR_SKIP(p);
-	open_fds(after);
-	for (int i = 0; i < 1024 && n < 8; i++)
-		if (after[i] && !before[i])
-			lost[n++] = i;
-	cr_assert_gt(n, 0, "the library keeps no descriptor of the mapped file");
+	n = library_fds(before, lost);
 	for (int i = 0; i < n; i++)
 		cr_assert_eq(dup2(y, lost[i]), lost[i]);
-	pid = fork();
-	cr_assert_geq(pid, 0);
-	if (pid == 0) {
-		signal(SIGBUS, on_sigbus);
-		POKE(p + 16 * PG, 1);
-		_exit(1);
-	}
-	cr_assert_eq(waitpid(pid, &st, 0), pid);
-	cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 42,
-		  "the first write after the library lost its descriptor did not end in SIGBUS (status %#x)",
-		  st);
+	st = write_in_child(p, 16 * PG);
+	cr_expect_eq(st, 0, "the first write after the library lost its descriptors failed (%s)",
+		     st == 42 ? "SIGBUS" : "died");
+	cr_expect_eq(byte_at(fd, 16 * PG), 0x5a, "the write did not reach the mapped file");
+	cr_expect(range_allocated(fd, 16 * PG, 65536),
+		  "the written grain is not allocated in the mapped file");
 	cr_expect_eq(range_has_extent(y, 0, LEN, NULL), 0,
 		     "the library allocated blocks in the file that took its descriptor number");
 	cr_assert_eq(syncmap_munmap(p, LEN), 0);
@@ -285,6 +323,134 @@ Test(files, a_number_the_library_lost_is_never_acted_on)
 			      "syncmap_munmap closed the program's descriptor %d", lost[i]);
 	close(fd);
 	close(y);
+}
+
+/* After closefrom: writes keep working as with plain mmap, up to the page
+ * that holds EOF, in a grain that crosses EOF; a write past EOF is SIGBUS;
+ * and the pages past EOF were not made writable by the grain's upgrade
+ * (once the file grows, a write there still takes the library's fault). */
+Test(files, writes_keep_working_after_the_program_closes_the_librarys_descriptors)
+{
+	const size_t eof = ((size_t)3 << 20) + 100;
+	unsigned char before[1024];
+	int fd, n, st, lost[8];
+	unsigned char *p;
+	pid_t pid;
+
+	LOOPFS_OR_SKIP(&fs, "ext4", 64, NULL);
+	sm_test_env("SYNCMAP_PRESYNC", "0");
+	sm_test_env("SYNCMAP_GRAIN", "65536");
+	fd = make_sparse(fs.dir, "mapped.dat", eof, NULL, 0);
+	cr_assert(fd >= 0);
+	open_fds(before);
+	p = syncmap_mmap(NULL, LEN, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	cr_assert_neq(p, MAP_FAILED);
+	FAULT_OR_SKIP(p);
+	n = library_fds(before, lost);
+	close_library_fds(lost, n);
+	st = write_in_child(p, 16 * PG);
+	cr_expect_eq(st, 0, "a first write after closefrom failed (%s)", st == 42 ? "SIGBUS" : "died");
+	cr_expect_eq(byte_at(fd, 16 * PG), 0x5a, "the write did not reach the file");
+	cr_expect(range_allocated(fd, 16 * PG, 65536), "the written grain is not allocated");
+	st = write_in_child(p, eof - 1);
+	cr_expect_eq(st, 0, "a write to the page holding EOF failed (%s)", st == 42 ? "SIGBUS" : "died");
+	cr_expect_eq(byte_at(fd, eof - 1), 0x5a, "the write at EOF did not reach the file");
+	st = write_in_child(p, eof - 100 + 2 * PG);
+	cr_expect_eq(st, 42, "a write past EOF did not end in SIGBUS, as with plain mmap (status %d)", st);
+	pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		struct syncmap_stats a, b;
+
+		signal(SIGBUS, on_sigbus);
+		POKE(p + eof - 1, 1);
+		if (ftruncate(fd, LEN) != 0)
+			_exit(2);
+		syncmap_stats_get(&a);
+		POKE(p + eof - 100 + 2 * PG, 1);
+		syncmap_stats_get(&b);
+		_exit(b.faults == a.faults + 1 ? 0 : 3);
+	}
+	cr_assert_eq(waitpid(pid, &st, 0), pid);
+	cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+		  "past the old EOF (the file grown since) a write took no fault (status %#x)", st);
+	cr_assert_eq(syncmap_munmap(p, LEN), 0);
+	close(fd);
+}
+
+/* A program that reopens its file (O_CLOEXEC, the usual way) after a
+ * close_range gets the numbers the library had; the library must not close
+ * them at its last unmap: that would drop the program's POSIX locks on the
+ * file, and its later I/O on the number would go to whatever took it next. */
+Test(files, a_reopened_number_is_not_closed_by_the_library)
+{
+	unsigned char before[1024];
+	int fd, fd2, n, lost[8], mine[2], reused = 0;
+	char path[256];
+	unsigned char *p;
+
+	LOOPFS_OR_SKIP(&fs, "ext4", 64, NULL);
+	sm_test_env("SYNCMAP_PRESYNC", "0");
+	fd = make_sparse(fs.dir, "mapped.dat", LEN, path, sizeof(path));
+	fd2 = make_sparse(fs.dir, "other.dat", LEN, NULL, 0);
+	cr_assert(fd >= 0 && fd2 >= 0);
+	open_fds(before);
+	p = syncmap_mmap(NULL, LEN, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	cr_assert_neq(p, MAP_FAILED);
+	FAULT_OR_SKIP(p);
+	n = library_fds(before, lost);
+	close_library_fds(lost, n);
+	mine[0] = open(path, O_RDWR | O_CLOEXEC);
+	mine[1] = open(path, O_RDONLY | O_CLOEXEC);
+	cr_assert(mine[0] >= 0 && mine[1] >= 0);
+	for (int i = 0; i < n; i++)
+		reused += lost[i] == mine[0] || lost[i] == mine[1];
+	cr_assert_gt(reused, 0,
+		     "the reopened file took none of the library's numbers: the test shows nothing");
+	POKE(p, 1);
+	cr_assert_eq(syncmap_munmap(p, LEN), 0);
+	/* Another map and unmap: the library looks at the descriptors it left
+	 * open (for a lock) at each. */
+	p = syncmap_mmap(NULL, LEN, PROT_READ | PROT_WRITE, MAP_SHARED, fd2, 0);
+	cr_assert_neq(p, MAP_FAILED);
+	cr_assert_eq(syncmap_munmap(p, LEN), 0);
+	for (int i = 0; i < 2; i++)
+		cr_expect_neq(fcntl(mine[i], F_GETFD), -1, "the library closed the program's descriptor %d",
+			      mine[i]);
+	close(mine[0]);
+	close(mine[1]);
+	close(fd);
+	close(fd2);
+}
+
+/* mremap needs a descriptor of the file to map the new range from; after
+ * closefrom the library has none and refuses a grow with ENOMEM (an errno
+ * mremap(2) gives, never EBADF), the mapping unchanged and still working. */
+Test(files, mremap_after_the_library_lost_its_descriptors_is_enomem)
+{
+	unsigned char before[1024];
+	int fd, n, lost[8];
+	unsigned char *p, *q;
+
+	LOOPFS_OR_SKIP(&fs, "ext4", 64, NULL);
+	sm_test_env("SYNCMAP_PRESYNC", "0");
+	fd = make_sparse(fs.dir, "mapped.dat", LEN, NULL, 0);
+	cr_assert(fd >= 0);
+	open_fds(before);
+	p = syncmap_mmap(NULL, LEN / 4, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	cr_assert_neq(p, MAP_FAILED);
+	FAULT_OR_SKIP(p);
+	n = library_fds(before, lost);
+	close_library_fds(lost, n);
+	errno = 0;
+	q = syncmap_mremap(p, LEN / 4, LEN / 2, MREMAP_MAYMOVE);
+	cr_expect_eq(q, MAP_FAILED, "grown without a descriptor: from which file?");
+	cr_expect_eq(errno, ENOMEM, "errno %d (%s), wanted ENOMEM", errno, strerror(errno));
+	cr_expect_eq(syncmap_mode(p), SYNCMAP_MODE_FAULT, "the refused mremap changed the mapping");
+	cr_expect_eq(write_in_child(p, LEN / 4 - PG), 0,
+		     "the mapping no longer works after the refused mremap");
+	cr_assert_eq(syncmap_munmap(p, LEN / 4), 0);
+	close(fd);
 }
 
 /* The program's own lease (F_SETLEASE) survives a map: reopening the file
