@@ -231,7 +231,7 @@ static void usage(void)
 {
 	fprintf(stderr, "usage: difffuzz [--seconds N] [--seed S] [--steps N] [--runs N] [--no-minimize]\n"
 			"                [--minimize-seconds N] [--out DIR] [--verbose] [--without LIST] "
-			"[--keep-going]\n"
+			"[--keep-going] [--fs-mib N]\n"
 			"  LIST: op kinds (map_fixed, mremap, ...) and features (odd, badargs, overflow)\n"
 			"  never drawn, to look past a known defect\n"
 			"       difffuzz --replay FILE\n");
@@ -245,7 +245,7 @@ struct opts {
 	size_t steps;
 	unsigned long runs;
 	const char *replay, *out, *without;
-	unsigned features, kinds_off;
+	unsigned features, kinds_off, fs_mib;
 };
 
 /* --without a,b,...: op kinds, or the features odd, badargs, overflow. */
@@ -277,6 +277,7 @@ static void parse(int argc, char **argv, struct opts *o)
 	o->minimize = 1;
 	o->out = ".";
 	o->features = F_ALL;
+	o->fs_mib = 512;
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 
@@ -311,6 +312,8 @@ static void parse(int argc, char **argv, struct opts *o)
 			o->out = v;
 		else if (strcmp(a, "--without") == 0)
 			parse_without(o, v);
+		else if (strcmp(a, "--fs-mib") == 0)
+			o->fs_mib = (unsigned)strtoul(v, NULL, 0);
 		else
 			usage();
 	}
@@ -400,9 +403,9 @@ int main(int argc, char **argv)
 		       "+k; --seed replays the run)\n",
 		       o.seed, o.seed);
 	}
-	/* 512 MiB (sparse, in /dev/shm): mkfs.ext4 gives smaller filesystems
-	 * 1 KiB blocks, and a page then straddles blocks at EOF. */
-	if (loopfs_make(&fs, "ext4", 512, NULL, why, sizeof(why)) != 0) {
+	/* 512 MiB by default (sparse, in /dev/shm): mkfs.ext4 gives smaller
+	 * filesystems 1 KiB blocks (--fs-mib 64 tries that). */
+	if (loopfs_make(&fs, "ext4", o.fs_mib, NULL, why, sizeof(why)) != 0) {
 		printf("difffuzz: SKIP: needs a loop-mounted ext4: %s\n", why);
 		return 77;
 	}
