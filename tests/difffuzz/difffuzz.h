@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* difffuzz.h -- differential fuzzer of the mmap family, plain mmap(2) against libsyncmap: shared declarations */
 #ifndef SM_DIFFFUZZ_H
 #define SM_DIFFFUZZ_H

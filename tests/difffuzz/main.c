@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* main.c -- difffuzz driver: seeded sequences for a time budget, each in its own process; minimize and replay
  *
  * Usage:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* ops.c -- each op, run in the kernel world (raw system calls) and through libsyncmap, results compared */
 #include "world.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* seq.c -- sequences of ops: generated from a seed, written and read as text for replay */
 #include "difffuzz.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* world.c -- the two worlds' address spaces and files, and every check made between them after a step */
 #include "world.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* world.h -- the two worlds (kernel reference, libsyncmap) side by side, and the checks between them */
 #ifndef SM_DIFFFUZZ_WORLD_H
 #define SM_DIFFFUZZ_WORLD_H
