@@ -3,7 +3,7 @@
  *
  * Usage:
  *   difffuzz [--seconds N] [--seed S] [--steps N] [--runs N]   fuzz (default: 60 s, a fresh seed)
- *   difffuzz --replay FILE                                       run one saved sequence, step by step
+ *   difffuzz --replay FILE [--replay FILE...]                    run saved sequences, step by step
  * Other options: --no-minimize, --minimize-seconds N, --out DIR (where a failing
  * sequence is saved), --verbose (every step of every sequence), --without LIST
  * (op kinds or the features odd, badargs, overflow never drawn: to look past
@@ -28,6 +28,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -235,7 +236,7 @@ static void usage(void)
 			"[--keep-going] [--fs-mib N]\n"
 			"  LIST: op kinds (map_fixed, mremap, ...) and features (odd, badargs, overflow)\n"
 			"  never drawn, to look past a known defect\n"
-			"       difffuzz --replay FILE\n");
+			"       difffuzz --replay FILE [--replay FILE...]\n");
 	exit(2);
 }
 
@@ -245,7 +246,8 @@ struct opts {
 	int have_seed, minimize, verbose, keep_going;
 	size_t steps;
 	unsigned long runs;
-	const char *replay, *out, *without;
+	const char *replay[64], *out, *without;
+	unsigned nreplay;
 	unsigned features, kinds_off, fs_mib;
 };
 
@@ -307,8 +309,8 @@ static void parse(int argc, char **argv, struct opts *o)
 			o->steps = strtoul(v, NULL, 0);
 		else if (strcmp(a, "--runs") == 0)
 			o->runs = strtoul(v, NULL, 0);
-		else if (strcmp(a, "--replay") == 0)
-			o->replay = v;
+		else if (strcmp(a, "--replay") == 0 && o->nreplay < 64)
+			o->replay[o->nreplay++] = v;
 		else if (strcmp(a, "--out") == 0)
 			o->out = v;
 		else if (strcmp(a, "--without") == 0)
@@ -322,26 +324,42 @@ static void parse(int argc, char **argv, struct opts *o)
 		usage();
 }
 
-static int replay(const struct opts *o)
+static int replay_one(const char *path)
 {
-	FILE *f = fopen(o->replay, "re");
+	FILE *f = fopen(path, "re");
 	char why[256];
 	struct result res;
 
 	if (f == NULL || seq_read(f, &cur, why, sizeof(why)) != 0) {
-		fprintf(stderr, "difffuzz: %s: %s\n", o->replay, f == NULL ? strerror(errno) : why);
+		fprintf(stderr, "difffuzz: %s: %s\n", path, f == NULL ? strerror(errno) : why);
 		return 2;
 	}
 	fclose(f);
-	printf("difffuzz: replaying %s: %zu ops, grain %zu, presync %d\n", o->replay, cur.n, cur.grain,
+	printf("difffuzz: replaying %s: %zu ops, grain %zu, presync %d\n", path, cur.n, cur.grain,
 	       cur.presync);
 	run_once(&cur, 1, &res);
 	if (res.v == V_PASS) {
-		printf("difffuzz: PASS: every step of the sequence matched\n");
+		printf("difffuzz: every step of %s matched\n", path);
 		return 0;
 	}
-	printf("difffuzz: step %d (%s): %s\ndifffuzz: FAIL\n", res.step, op_name(res.op_kind), res.msg);
+	printf("difffuzz: step %d (%s): %s\n", res.step, op_name(res.op_kind), res.msg);
 	return res.v == V_SETUP ? 2 : 1;
+}
+
+/* Every file named with --replay (a corpus of once-failing sequences),
+ * whatever the others do. */
+static int replay(const struct opts *o)
+{
+	int worst = 0;
+
+	for (unsigned i = 0; i < o->nreplay; i++) {
+		int rc = replay_one(o->replay[i]);
+
+		worst = rc > worst ? rc : worst;
+	}
+	printf("difffuzz: %s: %u sequence%s replayed\n", worst == 0 ? "PASS" : "FAIL", o->nreplay,
+	       o->nreplay == 1 ? "" : "s");
+	return worst;
 }
 
 /* Say everything needed to see it again: the mismatch, the minimized
@@ -364,10 +382,12 @@ static int report_failure(const struct opts *o, const struct result *first, size
 		printf("difffuzz: minimized from %d to %zu ops in %u runs\n", first->step + 1, best.n, runs);
 	}
 	snprintf(path, sizeof(path), "%s/difffuzz-%" PRIu64 ".ops", o->out, cur.seed);
+	mkdir(o->out, 0755);
 	f = fopen(path, "we");
-	if (f != NULL) {
-		seq_write(f, &best);
-		fclose(f);
+	if (f == NULL || (seq_write(f, &best), fclose(f) != 0)) {
+		printf("difffuzz: could not save %s (%s): copy the sequence below into a file\n", path,
+		       strerror(errno));
+		snprintf(path, sizeof(path), "FILE");
 	}
 	printf("---- %s ----\n", path);
 	seq_write(stdout, &best);
@@ -396,7 +416,7 @@ int main(int argc, char **argv)
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	parse(argc, argv, &o);
-	if (!o.replay) {
+	if (o.nreplay == 0) {
 		if (!o.have_seed && getrandom(&o.seed, sizeof(o.seed), 0) != sizeof(o.seed))
 			o.seed = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
 		o.seed &= (1ull << 53) - 1; /* short enough to copy by hand */
@@ -415,7 +435,7 @@ int main(int argc, char **argv)
 		perror("difffuzz: mmap");
 		return 2;
 	}
-	if (o.replay)
+	if (o.nreplay != 0)
 		return replay(&o);
 	start = now();
 	end = start + o.seconds;
