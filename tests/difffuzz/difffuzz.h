@@ -16,7 +16,7 @@
 #define MAX_FILE (2u << 20) /* longest a file gets */
 #define MAX_OPS 4096
 #define MAX_PAIRS 1024
-#define MAX_VMAS 8192
+#define MAX_VMAS 32768
 #define MAX_FORK_OPS 6 /* ops a forked child runs */
 
 enum op_kind {
@@ -100,6 +100,7 @@ struct report {
 	volatile int step;  /* the step running */
 	volatile int phase; /* enum phase */
 	volatile int failed;
+	volatile int ended; /* the sequence ended early, without a mismatch (exit 3) */
 	volatile int op_kind;
 	char category[32];
 	char doing[320]; /* the call running */

@@ -35,7 +35,7 @@
 
 #define STALL_SECONDS 45 /* a step that makes no progress this long is a hang */
 
-enum verdict { V_PASS, V_MISMATCH, V_CRASH, V_HANG, V_SETUP };
+enum verdict { V_PASS, V_MISMATCH, V_CRASH, V_HANG, V_SETUP, V_ENDED };
 
 struct result {
 	enum verdict v;
@@ -125,6 +125,9 @@ static void run_once(const struct seq *s, int verbose, struct result *res)
 		snprintf(res->category, sizeof(res->category), "%s", rep->category);
 		snprintf(res->key, sizeof(res->key), "%s", rep->key);
 		snprintf(res->msg, sizeof(res->msg), "%s", rep->msg);
+	} else if (WIFEXITED(st) && WEXITSTATUS(st) == 3 && rep->ended) {
+		res->v = V_ENDED;
+		snprintf(res->msg, sizeof(res->msg), "%s", rep->msg);
 	} else if (WIFEXITED(st) && WEXITSTATUS(st) == 2) {
 		res->v = V_SETUP;
 		snprintf(res->msg, sizeof(res->msg), "setup: %.16000s", rep->msg);
@@ -147,15 +150,16 @@ static void run_once(const struct seq *s, int verbose, struct result *res)
 
 static int same_failure(const struct result *a, const struct result *b)
 {
-	return b->v == a->v && a->v != V_PASS && a->v != V_SETUP && strcmp(a->category, b->category) == 0 &&
-	       strcmp(a->key, b->key) == 0 && a->op_kind == b->op_kind;
+	return b->v == a->v && a->v != V_PASS && a->v != V_SETUP && a->v != V_ENDED &&
+	       strcmp(a->category, b->category) == 0 && strcmp(a->key, b->key) == 0 &&
+	       a->op_kind == b->op_kind;
 }
 
 /* The failure of a fork op's child, seen again from the same op run
  * without the fork?  (The child reports "crash" for its own death.) */
 static int same_unforked(const struct result *a, const struct result *b)
 {
-	if (b->v == V_PASS || b->v == V_SETUP)
+	if (b->v == V_PASS || b->v == V_SETUP || b->v == V_ENDED)
 		return 0;
 	if (strncmp(a->category, "crash", 5) == 0)
 		return strncmp(b->category, "crash", 5) == 0;
@@ -338,8 +342,9 @@ static int replay_one(const char *path)
 	printf("difffuzz: replaying %s: %zu ops, grain %zu, presync %d\n", path, cur.n, cur.grain,
 	       cur.presync);
 	run_once(&cur, 1, &res);
-	if (res.v == V_PASS) {
-		printf("difffuzz: every step of %s matched\n", path);
+	if (res.v == V_PASS || res.v == V_ENDED) {
+		printf("difffuzz: every step of %s matched%s\n", path,
+		       res.v == V_ENDED ? " (up to where it ended early)" : "");
 		return 0;
 	}
 	printf("difffuzz: step %d (%s): %s\n", res.step, op_name(res.op_kind), res.msg);
@@ -393,7 +398,7 @@ static int report_failure(const struct opts *o, const struct result *first, size
 	seq_write(stdout, &best);
 	printf("----\ndifffuzz: the minimized sequence, step by step (reference | libsyncmap):\n");
 	run_once(&best, 1, &res);
-	if (res.v != V_PASS)
+	if (res.v != V_PASS && res.v != V_ENDED)
 		printf("difffuzz: step %d (%s): %s\n", res.step, op_name(res.op_kind), res.msg);
 	else
 		printf("difffuzz: (this replay did not fail: the mismatch depends on timing)\n");
@@ -412,7 +417,7 @@ int main(int argc, char **argv)
 	unsigned long k;
 	double start, end;
 	unsigned long long steps_run = 0;
-	unsigned long failures = 0;
+	unsigned long failures = 0, ended = 0;
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	parse(argc, argv, &o);
@@ -446,6 +451,11 @@ int main(int argc, char **argv)
 			printf("difffuzz: setup failed: %s\n", res.msg);
 			return 2;
 		}
+		if (res.v == V_ENDED) {
+			ended++;
+			steps_run += (unsigned long long)res.step + 1;
+			continue;
+		}
 		if (res.v != V_PASS && o.keep_going) {
 			char *nl = strchr(res.msg, '\n');
 
@@ -465,8 +475,10 @@ int main(int argc, char **argv)
 		       k, o.seed);
 		return 1;
 	}
-	printf("difffuzz: PASS: %lu sequences, %llu steps in %.0f s, no mismatch (seed %" PRIu64 ")\n", k,
-	       steps_run, now() - start, o.seed);
+	printf("difffuzz: PASS: %lu sequences (%lu ended early: address space taken, see docs), %llu steps "
+	       "in "
+	       "%.0f s, no mismatch (seed %" PRIu64 ")\n",
+	       k, ended, steps_run, now() - start, o.seed);
 	loopfs_done(&fs);
 	return 0;
 }

@@ -87,6 +87,7 @@ void check_all(struct fz *z);
 void say(struct fz *z, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 noreturn void fz_fail(struct fz *z, const char *category, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+noreturn void fz_inconclusive(struct fz *z, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 const char *fmt_addr(const struct fz *z, int w, uintptr_t a);
 const char *errname(int e);
 
