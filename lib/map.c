@@ -389,6 +389,14 @@ void *syncmap_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t of
 	/* Claimed before anything is allocated: nothing of the library's may
 	 * land in the target.  The kernel takes MAP_FIXED_NOREPLACE as
 	 * MAP_FIXED on a range it found free: the claim found it free. */
+	/* MAP_SHARED_VALIDATE refuses flags outside the kernel's legacy set,
+	 * MAP_FIXED_NOREPLACE among them (EOPNOTSUPP): say so before that flag
+	 * becomes the MAP_FIXED below, which the kernel would accept. */
+	if ((flags & MAP_TYPE) == MAP_SHARED_VALIDATE && (flags & MAP_FIXED_NOREPLACE)) {
+		sm_table_unlock();
+		errno = EOPNOTSUPP;
+		return MAP_FAILED;
+	}
 	if (flags & (MAP_FIXED | MAP_FIXED_NOREPLACE)) {
 		int err = sm_claim(&cl, s, len, (flags & MAP_FIXED_NOREPLACE) != 0);
 
@@ -856,10 +864,17 @@ void *syncmap_mremap(void *old_addr, size_t old_len, size_t new_len, int flags, 
 		sm_table_unlock();
 		return p;
 	}
-	n = sm_regions_in(old, old + (old_len ? old_len : new_len), &rs);
+	/* The duplicate form (old_len 0) is about the mapping holding old only,
+	 * whatever else lies in [old, old + new_len). */
+	n = sm_regions_in(old, old + (old_len ? old_len : 1), &rs);
 	if (n == (size_t)-1) {
 		errno = ENOMEM;
 		p = MAP_FAILED;
+	} else if (old_len == 0 && (flags & MREMAP_FIXED) && (uintptr_t)new_addr == old) {
+		/* A duplicate onto itself: the kernel unmaps the target, the
+		 * source with it, then finds no source (ENOMEM on 6.18): its
+		 * answer, with the table following what it unmapped. */
+		p = remap_kernel(NULL, old, old_len, new_len, flags, new_addr);
 	} else if (n > 0 && rs[0]->mode == SYNCMAP_MODE_FAULT && rs[0]->start <= old) {
 		if (old_len == 0 || one_fault_mapping(rs, n, old, old_len)) {
 			p = remap_fault(rs, old_len ? n : 1, old, old_len, new_len, flags, new_addr);

@@ -496,6 +496,7 @@ Test(map, remap_protect_unmap_errors_match_the_kernel)
 		{"munmap length 0", UNMAP, 0, 0, 0, 0, 0},
 		{"munmap length that wraps", UNMAP, (size_t) - (64 * PG), 0, 0, 0, 0},
 		{"munmap unaligned", UNMAP, PG, 0, 0, 0, 1},
+		{"mremap duplicate onto itself", REMAP, 0, 4 * PG, MREMAP_MAYMOVE | MREMAP_FIXED, 0, 0},
 	};
 	int fd = shm_file(64 * PG);
 
@@ -514,6 +515,69 @@ Test(map, remap_protect_unmap_errors_match_the_kernel)
 				     got.same ? "stayed" : "moved", want.same ? "stayed" : "moved");
 	}
 	close(fd);
+}
+
+/* Found by tests/difffuzz on the fixed tree: the duplicate form of mremap
+ * (old_len 0) is about the mapping holding old alone, whatever else lies in
+ * [old, old + new_len) (a library mapping there gave EFAULT); and MAP_SHARED_VALIDATE refuses MAP_FIXED_NOREPLACE
+ * (not in the kernel's legacy flags) before the library would turn it into
+ * MAP_FIXED. */
+static struct parity_result dup_next_to_another(int lib, int fd1, int fd2)
+{
+	char *res = mmap(NULL, 32 * PG, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0), *q;
+	struct parity_result out = {0, 0, 0};
+	int fl = MAP_SHARED | MAP_FIXED;
+
+	cr_assert_neq(res, MAP_FAILED);
+	/* The source is the program's own mapping; a library one follows it. */
+	cr_assert_eq(mmap(res, 4 * PG, PROT_READ | PROT_WRITE, fl, fd1, 0), res);
+	cr_assert_eq(lib ? syncmap_mmap(res + 4 * PG, 4 * PG, PROT_READ | PROT_WRITE, fl, fd2, 0)
+			 : mmap(res + 4 * PG, 4 * PG, PROT_READ | PROT_WRITE, fl, fd2, 0),
+		     res + 4 * PG);
+	errno = 0;
+	q = lib ? syncmap_mremap(res, 0, 8 * PG, MREMAP_MAYMOVE) : mremap(res, 0, 8 * PG, MREMAP_MAYMOVE);
+	out.failed = q == MAP_FAILED;
+	out.err = out.failed ? errno : 0;
+	if (!out.failed)
+		syncmap_munmap(q, 8 * PG);
+	syncmap_munmap(res, 32 * PG);
+	return out;
+}
+
+Test(map, duplicate_and_validate_flags_match_the_kernel)
+{
+	int fd1 = shm_file(64 * PG), fd2 = unlinked_file(64 * PG);
+	struct parity_result want = dup_next_to_another(0, fd1, fd2), got = dup_next_to_another(1, fd1, fd2);
+	char *free_at;
+	void *k, *l;
+	int ek, el;
+
+	cr_assert(fd2 >= 0);
+	cr_expect_eq(got.failed, want.failed,
+		     "duplicate next to another mapping: syncmap %s (%s), kernel %s (%s)",
+		     got.failed ? "failed" : "succeeded", strerror(got.err),
+		     want.failed ? "failed" : "succeeded", strerror(want.err));
+	free_at = mmap(NULL, 8 * PG, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	cr_assert_neq(free_at, MAP_FAILED);
+	munmap(free_at, 8 * PG);
+	errno = 0;
+	k = mmap(free_at, 4 * PG, PROT_READ | PROT_WRITE, MAP_SHARED_VALIDATE | MAP_FIXED_NOREPLACE, fd1, 0);
+	ek = errno;
+	if (k != MAP_FAILED)
+		munmap(k, 4 * PG);
+	errno = 0;
+	l = syncmap_mmap(free_at, 4 * PG, PROT_READ | PROT_WRITE, MAP_SHARED_VALIDATE | MAP_FIXED_NOREPLACE,
+			 fd1, 0);
+	el = errno;
+	if (l != MAP_FAILED)
+		syncmap_munmap(l, 4 * PG);
+	cr_expect_eq(l == MAP_FAILED, k == MAP_FAILED,
+		     "MAP_SHARED_VALIDATE|MAP_FIXED_NOREPLACE: syncmap %s, kernel %s",
+		     l == MAP_FAILED ? strerror(el) : "mapped", k == MAP_FAILED ? strerror(ek) : "mapped");
+	if (l == MAP_FAILED && k == MAP_FAILED)
+		cr_expect_eq(el, ek, "errno %s, kernel %s", strerror(el), strerror(ek));
+	close(fd1);
+	close(fd2);
 }
 
 /* Map 16 pages of a new file in dir at addr (MAP_FIXED unless NULL), through
