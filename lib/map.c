@@ -389,17 +389,17 @@ void *syncmap_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t of
 	/* Claimed before anything is allocated: nothing of the library's may
 	 * land in the target.  The kernel takes MAP_FIXED_NOREPLACE as
 	 * MAP_FIXED on a range it found free: the claim found it free. */
-	/* MAP_SHARED_VALIDATE refuses flags outside the kernel's legacy set,
-	 * MAP_FIXED_NOREPLACE among them (EOPNOTSUPP): say so before that flag
-	 * becomes the MAP_FIXED below, which the kernel would accept. */
-	if ((flags & MAP_TYPE) == MAP_SHARED_VALIDATE && (flags & MAP_FIXED_NOREPLACE)) {
-		sm_table_unlock();
-		errno = EOPNOTSUPP;
-		return MAP_FAILED;
-	}
 	if (flags & (MAP_FIXED | MAP_FIXED_NOREPLACE)) {
 		int err = sm_claim(&cl, s, len, (flags & MAP_FIXED_NOREPLACE) != 0);
 
+		/* MAP_SHARED_VALIDATE refuses flags outside the kernel's legacy
+		 * set, MAP_FIXED_NOREPLACE among them (EOPNOTSUPP), after the
+		 * NOREPLACE check itself (EEXIST): say so before the flag becomes
+		 * the MAP_FIXED below, which the kernel would accept. */
+		if (err == 0 && (flags & MAP_TYPE) == MAP_SHARED_VALIDATE && (flags & MAP_FIXED_NOREPLACE)) {
+			sm_claim_release(&cl);
+			err = EOPNOTSUPP;
+		}
 		if (err != 0) {
 			sm_table_unlock();
 			errno = err;
