@@ -7,6 +7,7 @@
  */
 #include "fault.h"
 
+#include "changed.h"
 #include "config.h"
 #include "init.h"
 #include "durable.h"
@@ -200,17 +201,22 @@ int syncmap_handle_fault(int sig, siginfo_t *si, void *uctx)
 	if (sig != SIGSEGV || si == NULL || si->si_code != SEGV_ACCERR || !is_write(uctx))
 		return 0;
 	a = (uintptr_t)si->si_addr;
+	/* Held while the ref is: a signal handler that truncates the file
+	 * meanwhile (changed.h) must not wait for this ref to drain. */
+	sm_changes_hold();
 	switch (sm_region_get(a, &r)) {
-	case SM_NOTFOUND: return 0;
+	case SM_NOTFOUND: sm_changes_release(); return 0;
 	case SM_BUSY:
 		/* A writer is changing this mapping; return and let the write fault
 		 * again once it is done. */
+		sm_changes_release();
 		sched_yield();
 		return 1;
 	default: break;
 	}
 	if (r->mode != SYNCMAP_MODE_FAULT || !(r->prot & PROT_WRITE)) {
 		sm_region_put(r);
+		sm_changes_release();
 		return 0;
 	}
 	pg = a & ~(uintptr_t)(sm_cfg.page - 1);
@@ -221,6 +227,7 @@ int syncmap_handle_fault(int sig, siginfo_t *si, void *uctx)
 		sm_engine_fault(r, a);
 	}
 	sm_region_put(r);
+	sm_changes_release();
 	if (err == 0)
 		return 1;
 	if (err != ENXIO)
