@@ -55,6 +55,13 @@ int sm_fault_installed(void)
 	return atomic_load(&installed);
 }
 
+static const struct sm_segv_view *_Atomic view;
+
+void sm_fault_set_view(const struct sm_segv_view *v)
+{
+	atomic_store(&view, v);
+}
+
 void sm_fault_lock_chain(sigset_t *saved)
 {
 	sigset_t all;
@@ -255,12 +262,26 @@ static void default_action(int sig, siginfo_t *si, void *uctx)
 
 /* Call the chained handler as the kernel would have: its sa_mask and the
  * signal itself (unless SA_NODEFER) blocked on top of the interrupted mask,
- * SA_RESETHAND honoured, SA_SIGINFO deciding the signature. */
+ * SA_RESETHAND honoured, SA_SIGINFO deciding the signature.  With a view of
+ * the mask (fault.h), SIGSEGV is blocked in the view, not for real: a
+ * handler left by longjmp (which restores no mask) would otherwise leave
+ * it blocked, and the kernel kills a thread for the next first write to a
+ * FAULT grain, a SIGSEGV that it cannot deliver. */
 static void chain(int sig, siginfo_t *si, void *uctx)
 {
+	const struct sm_segv_view *v = atomic_load(&view);
+	volatile uintptr_t slot = 0; /* the handler runs below it */
 	struct sigaction act;
 	sigset_t mask, saved;
+	int block;
 
+	/* A fault of the program's own where its view has SIGSEGV blocked (in
+	 * its handler, say): the kernel's forced signal resets the action and
+	 * kills (force_sig_info_to_task(), kernel/signal.c). */
+	if (v != NULL && si != NULL && si->si_code > 0 && v->blocked(uctx)) {
+		default_action(sig, si, uctx);
+		return;
+	}
 	chained_load(&act);
 
 	if (act.sa_handler == SIG_IGN && !atomic_load(&chained_reset) && (si == NULL || si->si_code <= 0))
@@ -281,12 +302,19 @@ static void chain(int sig, siginfo_t *si, void *uctx)
 			sigaddset(&mask, s);
 	if (!(act.sa_flags & SA_NODEFER))
 		sigaddset(&mask, sig);
+	block = sigismember(&mask, sig) == 1;
+	if (v != NULL) {
+		sigdelset(&mask, sig);
+		v->enter(block, &slot);
+	}
 	pthread_sigmask(SIG_SETMASK, &mask, &saved);
 	if (act.sa_flags & SA_SIGINFO)
 		act.sa_sigaction(sig, si, uctx);
 	else
 		act.sa_handler(sig);
 	pthread_sigmask(SIG_SETMASK, &saved, NULL);
+	if (v != NULL)
+		v->leave(&slot);
 }
 
 static void on_segv(int sig, siginfo_t *si, void *uctx)
