@@ -7,6 +7,7 @@
  */
 #include "fault.h"
 
+#include "changed.h"
 #include "config.h"
 #include "init.h"
 #include "durable.h"
@@ -52,6 +53,13 @@ static _Atomic int installed;
 int sm_fault_installed(void)
 {
 	return atomic_load(&installed);
+}
+
+static const struct sm_segv_view *_Atomic view;
+
+void sm_fault_set_view(const struct sm_segv_view *v)
+{
+	atomic_store(&view, v);
 }
 
 void sm_fault_lock_chain(sigset_t *saved)
@@ -200,17 +208,22 @@ int syncmap_handle_fault(int sig, siginfo_t *si, void *uctx)
 	if (sig != SIGSEGV || si == NULL || si->si_code != SEGV_ACCERR || !is_write(uctx))
 		return 0;
 	a = (uintptr_t)si->si_addr;
+	/* Held while the ref is: a signal handler that truncates the file
+	 * meanwhile (changed.h) must not wait for this ref to drain. */
+	sm_changes_hold();
 	switch (sm_region_get(a, &r)) {
-	case SM_NOTFOUND: return 0;
+	case SM_NOTFOUND: sm_changes_release(); return 0;
 	case SM_BUSY:
 		/* A writer is changing this mapping; return and let the write fault
 		 * again once it is done. */
+		sm_changes_release();
 		sched_yield();
 		return 1;
 	default: break;
 	}
 	if (r->mode != SYNCMAP_MODE_FAULT || !(r->prot & PROT_WRITE)) {
 		sm_region_put(r);
+		sm_changes_release();
 		return 0;
 	}
 	pg = a & ~(uintptr_t)(sm_cfg.page - 1);
@@ -221,6 +234,7 @@ int syncmap_handle_fault(int sig, siginfo_t *si, void *uctx)
 		sm_engine_fault(r, a);
 	}
 	sm_region_put(r);
+	sm_changes_release();
 	if (err == 0)
 		return 1;
 	if (err != ENXIO)
@@ -248,12 +262,26 @@ static void default_action(int sig, siginfo_t *si, void *uctx)
 
 /* Call the chained handler as the kernel would have: its sa_mask and the
  * signal itself (unless SA_NODEFER) blocked on top of the interrupted mask,
- * SA_RESETHAND honoured, SA_SIGINFO deciding the signature. */
+ * SA_RESETHAND honoured, SA_SIGINFO deciding the signature.  With a view of
+ * the mask (fault.h), SIGSEGV is blocked in the view, not for real: a
+ * handler left by longjmp (which restores no mask) would otherwise leave
+ * it blocked, and the kernel kills a thread for the next first write to a
+ * FAULT grain, a SIGSEGV that it cannot deliver. */
 static void chain(int sig, siginfo_t *si, void *uctx)
 {
+	const struct sm_segv_view *v = atomic_load(&view);
+	volatile uintptr_t slot = 0; /* the handler runs below it */
 	struct sigaction act;
 	sigset_t mask, saved;
+	int block;
 
+	/* A fault of the program's own where its view has SIGSEGV blocked (in
+	 * its handler, say): the kernel's forced signal resets the action and
+	 * kills (force_sig_info_to_task(), kernel/signal.c). */
+	if (v != NULL && si != NULL && si->si_code > 0 && v->blocked(uctx)) {
+		default_action(sig, si, uctx);
+		return;
+	}
 	chained_load(&act);
 
 	if (act.sa_handler == SIG_IGN && !atomic_load(&chained_reset) && (si == NULL || si->si_code <= 0))
@@ -274,12 +302,19 @@ static void chain(int sig, siginfo_t *si, void *uctx)
 			sigaddset(&mask, s);
 	if (!(act.sa_flags & SA_NODEFER))
 		sigaddset(&mask, sig);
+	block = sigismember(&mask, sig) == 1;
+	if (v != NULL) {
+		sigdelset(&mask, sig);
+		v->enter(block, &slot);
+	}
 	pthread_sigmask(SIG_SETMASK, &mask, &saved);
 	if (act.sa_flags & SA_SIGINFO)
 		act.sa_sigaction(sig, si, uctx);
 	else
 		act.sa_handler(sig);
 	pthread_sigmask(SIG_SETMASK, &saved, NULL);
+	if (v != NULL)
+		v->leave(&slot);
 }
 
 static void on_segv(int sig, siginfo_t *si, void *uctx)

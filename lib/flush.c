@@ -2,6 +2,7 @@
 /* flush.c -- persisting stores: libpmem2's CPU flush where it suffices, msync elsewhere */
 #include "flush.h"
 
+#include "changed.h"
 #include "config.h"
 #include "init.h"
 #include "engine.h"
@@ -159,19 +160,25 @@ int syncmap_persist(const void *addr, size_t len)
 	while (a < end) {
 		struct sm_region *r;
 		uintptr_t e;
+		int rc = 0;
 
-		if (sm_region_get(a, &r) != SM_FOUND)
+		sm_changes_hold(); /* while the ref is held (changed.h) */
+		if (sm_region_get(a, &r) != SM_FOUND) {
+			sm_changes_release();
 			return msync_range(a, end); /* not ours (or changing): msync is always right */
+		}
 		e = end < r->end ? end : r->end;
 		if (r->cpu_persist != NULL) {
 			r->cpu_persist((const void *)a, e - a);
 			if (r->mode == SYNCMAP_MODE_KERNEL)
 				sm_engine_persisted(r, e);
-		} else if (msync_range(a, e) != 0) {
-			sm_region_put(r);
-			return -1;
+		} else {
+			rc = msync_range(a, e);
 		}
 		sm_region_put(r);
+		sm_changes_release();
+		if (rc != 0)
+			return -1;
 		a = e;
 	}
 	return 0;

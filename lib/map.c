@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* map.c -- the mmap family: choosing a mapping's mode and keeping the table right */
+#include "changed.h"
 #include "claim.h"
 #include "config.h"
 #include "init.h"
@@ -199,6 +200,7 @@ static struct sm_region *pending_adopt;
 static void adopt_later(struct sm_region *r)
 {
 	atomic_fetch_add(&r->refs, 1); /* live and published: we hold the table lock */
+	sm_changes_hold();	       /* as long as the ref (changed.h) */
 	pending_adopt = r;
 }
 
@@ -213,6 +215,7 @@ static void unlock_and_adopt(void)
 	if (r != NULL) {
 		SM_STAT_ADD(bytes_prepared, sm_adopt_written(r));
 		sm_region_put(r);
+		sm_changes_release();
 	}
 	errno = err;
 }

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* prepare.c -- readying ranges from application threads (syncmap_prepare) */
+#include "changed.h"
 #include "config.h"
 #include "init.h"
 #include "durable.h"
@@ -38,7 +39,9 @@ int syncmap_prepare(void *addr, size_t len)
 		return -1;
 	}
 	end = (end + sm_cfg.page - 1) & ~(uintptr_t)(sm_cfg.page - 1);
+	sm_changes_hold(); /* while the walk holds refs (changed.h) */
 	err = sm_regions_walk(a, end, prepare_one, NULL);
+	sm_changes_release();
 	if (err != 0) {
 		errno = err;
 		return -1;

@@ -15,6 +15,7 @@
  */
 #include "region.h"
 
+#include "changed.h"
 #include "config.h"
 #include "sys.h"
 #include "syncmap.h"
@@ -53,14 +54,19 @@ static struct sm_table *retired_tables;
 static struct sm_region *retired_regions;
 static struct sm_file *files;
 
+/* The hold comes first and goes last: a signal handler that runs on this
+ * thread at any point in between puts off its re-protection (changed.h)
+ * instead of waiting for a lock its own thread holds. */
 void sm_table_lock(void)
 {
+	sm_changes_hold();
 	pthread_mutex_lock(&table_mutex);
 }
 
 void sm_table_unlock(void)
 {
 	pthread_mutex_unlock(&table_mutex);
+	sm_changes_release();
 }
 
 /* Index of the first region whose end is above a, or t->n. */

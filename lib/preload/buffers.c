@@ -9,6 +9,7 @@
  */
 #include "preload.h"
 
+#include "changed.h"
 #include "config.h"
 #include "durable.h"
 #include "region.h"
@@ -69,17 +70,11 @@ static int ready_part(struct sm_region *r, uintptr_t s, uintptr_t e, uintptr_t p
 	return 0;
 }
 
-int pl_buffer(void *buf, size_t len)
+/* The pages [a, end) of the buffer that starts at p: 0, or -1/errno. */
+static int ready_buffer(uintptr_t a, uintptr_t end, uintptr_t p)
 {
-	uintptr_t p = (uintptr_t)buf, pg = sm_cfg.page, a, end;
 	int met = 0;
 
-	if (len == 0 || !pl_hull_hit(buf, len))
-		return 0;
-	a = p & ~(pg - 1);
-	end = (p + len + pg - 1) & ~(pg - 1);
-	if (end <= p)
-		return 0; /* wraps: the kernel's EFAULT */
 	while (a < end) {
 		struct sm_region *r;
 		uintptr_t s, e;
@@ -113,6 +108,25 @@ int pl_buffer(void *buf, size_t len)
 	if (met)
 		PL_STAT_ADD(buffers_prepared, 1);
 	return 0;
+}
+
+int pl_buffer(void *buf, size_t len)
+{
+	uintptr_t p = (uintptr_t)buf, pg = sm_cfg.page, a, end;
+	int rc;
+
+	if (len == 0 || !pl_hull_hit(buf, len))
+		return 0;
+	a = p & ~(pg - 1);
+	end = (p + len + pg - 1) & ~(pg - 1);
+	if (end <= p)
+		return 0; /* wraps: the kernel's EFAULT */
+	/* Held while refs are: a signal handler that truncates the file
+	 * meanwhile (changed.h) must not wait for our ref to drain. */
+	sm_changes_hold();
+	rc = ready_buffer(a, end, p);
+	sm_changes_release();
+	return rc;
 }
 
 /* Does the process have a mapping of the shim's at all?  Decides whether the

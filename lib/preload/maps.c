@@ -2,6 +2,7 @@
 /* maps.c -- mmap, munmap, mprotect, mremap, madvise: the mappings the shim takes go to syncmap_* */
 #include "preload.h"
 
+#include "changed.h"
 #include "config.h"
 #include "map.h"
 #include "region.h"
@@ -217,8 +218,17 @@ PL_EXPORT int madvise(void *addr, size_t len, int advice)
 		errno = EINVAL;
 		return -1;
 	}
-	if (advice == MADV_REMOVE)
-		return remove_range(s, e);
+	if (advice == MADV_REMOVE) {
+		int rc;
+
+		/* The punch is made holding a ref; its re-protection, and any a
+		 * signal handler asks for meanwhile, is done at the release
+		 * (changed.h). */
+		sm_changes_hold();
+		rc = remove_range(s, e);
+		sm_changes_release();
+		return rc;
+	}
 	/* Populating for write is what syncmap_prepare() does, durably: the
 	 * kernel's version fails on the read-only parts of a FAULT mapping. */
 	if (syncmap_prepare(addr, len) != 0) {

@@ -19,14 +19,23 @@
  * by pthread_attr_setsigmask_np, and a mask inherited across execve (taken
  * over when the shim starts).  What is left is in README.md (Limits).
  *
+ * The program's own SIGSEGV handler runs with SIGSEGV blocked in this view
+ * only (lib/fault.c, chain()): blocked for real, it would stay blocked after
+ * a longjmp out of the handler, which restores no mask, and the thread's
+ * next first write to a FAULT grain would kill it.  A fault of the
+ * handler's own must still kill, as the kernel's would with SIGSEGV
+ * blocked; so the handlers running are recorded here (frames, below) and a
+ * fault that is not the library's, taken inside one whose view has SIGSEGV
+ * blocked, gets the default action.
+ *
  * The library inside this object sets real masks, on purpose: around its
- * chain lock, for the program's own SIGSEGV handler (which runs with
- * SIGSEGV blocked, as the kernel runs it, so that a fault of its own there
- * kills as it would without us), and in its engine thread.  The link maps
- * the library's calls of pthread_sigmask and sigprocmask to __wrap_* below
- * (ld --wrap, lib/preload/CMakeLists.txt), which go to libc's.
+ * chain lock and in its engine thread.  The link maps the library's calls
+ * of pthread_sigmask and sigprocmask to __wrap_* below (ld --wrap,
+ * lib/preload/CMakeLists.txt), which go to libc's.
  */
 #include "preload.h"
+
+#include "fault.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -35,12 +44,149 @@
 #include <stdlib.h>
 #include <sys/epoll.h>
 #include <sys/select.h>
+#include <sys/syscall.h>
+#include <ucontext.h>
+#include <unistd.h>
 
 /* This thread's program asked for SIGSEGV blocked.  initial-exec: the
  * shim is loaded at start (static TLS), and the access must be
  * async-signal-safe (a handler may change masks), which a __tls_get_addr
  * that allocates is not. */
-static __thread int held __attribute__((tls_model("initial-exec")));
+#define TLS __thread __attribute__((tls_model("initial-exec")))
+static TLS int held;
+
+/*
+ * The program's SIGSEGV handlers this thread is running, innermost last.
+ * One ends when it returns (leave), when the program jumps out of it with
+ * longjmp and kin (wrapped below), or, for a way out no wrapper sees
+ * (setcontext, an exception, a jump of its own), when this thread is found
+ * running above it: a handler runs below its slot, a word of chain()'s
+ * frame that holds a mark while it lives, on the stack it started on.
+ * A handler left unseen whose slot is still intact and whose stack the
+ * program reuses further down can be taken for running: a fault of the
+ * program's own there then kills.  Handlers nested deeper than FRAMES are
+ * not recorded (their faults run the handler again).
+ */
+struct frame {
+	volatile uintptr_t *slot;
+	uintptr_t mark;
+	uintptr_t alt_lo, alt_hi; /* the alternate signal stack it runs on, or 0 */
+	int was;		  /* held when it started */
+};
+#define FRAMES 4
+static TLS struct frame frames[FRAMES];
+static TLS int depth;
+static TLS uintptr_t marks;
+
+/* Can the kernel read the word at p?  rt_sigprocmask copies the new set in
+ * before it looks at how: EFAULT, or EINVAL for the invalid how with
+ * nothing changed (as in buffers.c). */
+static int readable(const volatile uintptr_t *p)
+{
+	int saved = errno, ok;
+
+	ok = syscall(SYS_rt_sigprocmask, 0x7fff, p, NULL, sizeof(uint64_t)) == 0 || errno != EFAULT;
+	errno = saved;
+	return ok;
+}
+
+/* Is the handler of f still running, for code whose stack pointer is sp? */
+static int running(const struct frame *f, uintptr_t sp)
+{
+	if (sp >= (uintptr_t)f->slot || (f->alt_hi != 0 && sp < f->alt_lo))
+		return 0;
+	return readable(f->slot) && *f->slot == f->mark;
+}
+
+/* Forget the handlers this thread has left (their view of SIGSEGV with
+ * them: the one from before is put back, as a sigreturn or a siglongjmp
+ * would). */
+static void settle(uintptr_t sp)
+{
+	while (depth > 0 && !running(&frames[depth - 1], sp)) {
+		held = frames[depth - 1].was;
+		depth--;
+	}
+}
+
+static uintptr_t here(void)
+{
+	return (uintptr_t)__builtin_frame_address(0);
+}
+
+/* The stack pointer of the interrupted context. */
+static uintptr_t sp_of(const void *uctx)
+{
+#if defined(__x86_64__)
+	return (uintptr_t)((const ucontext_t *)uctx)->uc_mcontext.gregs[REG_RSP];
+#elif defined(__aarch64__)
+	return (uintptr_t)((const ucontext_t *)uctx)->uc_mcontext.sp;
+#else
+	(void)uctx;
+	return here();
+#endif
+}
+
+static int view_blocked(const void *uctx)
+{
+	settle(uctx != NULL ? sp_of(uctx) : here());
+	return depth > 0 && held;
+}
+
+static void view_enter(int block, volatile uintptr_t *slot)
+{
+	struct frame *f;
+	stack_t ss;
+
+	settle((uintptr_t)slot);
+	if (depth == FRAMES)
+		return;
+	f = &frames[depth];
+	f->slot = slot;
+	f->mark = (uintptr_t)slot ^ (++marks * (uintptr_t)0x9e3779b97f4a7c15u);
+	*slot = f->mark;
+	f->alt_lo = f->alt_hi = 0;
+	if (sigaltstack(NULL, &ss) == 0 && (ss.ss_flags & SS_ONSTACK)) {
+		f->alt_lo = (uintptr_t)ss.ss_sp;
+		f->alt_hi = f->alt_lo + ss.ss_size;
+	}
+	f->was = held;
+	depth++; /* last: a handler that interrupts us sees the frame whole or not at all */
+	held = held || block;
+}
+
+static void view_leave(volatile uintptr_t *slot)
+{
+	if (depth > 0 && frames[depth - 1].slot == slot) {
+		held = frames[depth - 1].was;
+		depth--;
+	}
+}
+
+static const struct sm_segv_view view = {view_blocked, view_enter, view_leave};
+
+/* A jmp_buf in the innermost handler's own frames (between here and its
+ * slot) is a jump inside it; any other leaves it.  glibc's longjmp restores
+ * the mask saved with the jmp_buf, if any (sigsetjmp(env, 1)): the view from
+ * before the handler comes back with it.  Without one SIGSEGV stays blocked
+ * in the view, as it would in the kernel's mask. */
+void pl_jumping(struct __jmp_buf_tag *env)
+{
+	uintptr_t e = (uintptr_t)env, sp;
+
+	if (depth == 0)
+		return;
+	sp = here();
+	while (depth > 0) {
+		const struct frame *f = &frames[depth - 1];
+
+		if (e >= sp && e < (uintptr_t)f->slot)
+			break;
+		if (env->__mask_was_saved)
+			held = f->was;
+		depth--;
+	}
+}
 
 /* The mask with SIGSEGV taken out: m itself, or copy. */
 static const sigset_t *without_segv(const sigset_t *m, sigset_t *copy)
@@ -61,12 +207,15 @@ static const sigset_t *without_segv(const sigset_t *m, sigset_t *copy)
  */
 static int set_mask(int (*fn)(int, const sigset_t *, sigset_t *), int how, const sigset_t *set, sigset_t *old)
 {
-	int was = held, in = set != NULL && sigismember(set, SIGSEGV) == 1;
+	int was, in = set != NULL && sigismember(set, SIGSEGV) == 1;
 	sigset_t copy;
 	int rc;
 
 	if (!pl_on_wait())
 		return fn(how, set, old);
+	if (depth > 0)
+		settle(here());
+	was = held;
 	if (old != NULL && pl_buffer(old, sizeof(*old)) != 0)
 		return -1;
 	rc = fn(how, without_segv(set, &copy), old);
@@ -234,6 +383,7 @@ static void adopt(int inherited)
 void pl_masks_start(void)
 {
 	adopt(0);
+	sm_fault_set_view(&view);
 }
 
 /* A new thread inherits its creator's mask: the wish too.  Only a thread

@@ -5,6 +5,7 @@
 
 #include <poll.h>
 #include <pthread.h>
+#include <setjmp.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stddef.h>
@@ -104,6 +105,11 @@ struct pl_real {
 	sighandler_t (*sigset)(int, sighandler_t);
 	size_t (*fread)(void *, size_t, size_t, FILE *);
 	size_t (*fread_unlocked)(void *, size_t, size_t, FILE *);
+	/* They do not return. */
+	void (*longjmp)(struct __jmp_buf_tag *, int);
+	void (*longjmp_)(struct __jmp_buf_tag *, int); /* _longjmp */
+	void (*siglongjmp)(struct __jmp_buf_tag *, int);
+	void (*longjmp_chk)(struct __jmp_buf_tag *, int);
 };
 extern struct pl_real pl_real;
 extern const struct pl_real pl_raw;
@@ -166,8 +172,13 @@ int pl_signals_start(void);
  * deliverable and the program's wish for it recorded (masks.c). */
 int pl_mask_change(int how, const sigset_t *set, sigset_t *old);
 
-/* At start: a SIGSEGV blocked across execve is unblocked, the wish kept. */
+/* At start: a SIGSEGV blocked across execve is unblocked, the wish kept;
+ * the view of the mask handed to the library's fault handler. */
 void pl_masks_start(void);
+
+/* The program is about to jump to env: the SIGSEGV handlers it leaves are
+ * over (masks.c).  Async-signal-safe; one load when none is running. */
+void pl_jumping(struct __jmp_buf_tag *env);
 
 /* Make [p, p + len) writable if it lies in FAULT mappings of the shim:
  * 0, or -1 with errno (ENOSPC, EDQUOT, EIO) and nothing done (buffers.c). */

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
+#include <stdlib.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -241,6 +242,23 @@ LAZY(sighandler_t, SIG_ERR, signal, "signal", (int s, sighandler_t h), (s, h))
 LAZY(sighandler_t, SIG_ERR, sysv_signal, "sysv_signal", (int s, sighandler_t h), (s, h))
 LAZY(sighandler_t, SIG_ERR, sigset, "sigset", (int s, sighandler_t h), (s, h))
 
+/* The jumps have no system call either, and cannot return: one that finds
+ * nothing aborts. */
+#define LAZY_JUMP(name, sym)                                                     \
+	static void lazy_##name(struct __jmp_buf_tag *env, int val)              \
+	{                                                                        \
+		void (*fn)(struct __jmp_buf_tag *, int) =                        \
+			(void (*)(struct __jmp_buf_tag *, int))lazy_lookup(sym); \
+		if (fn != NULL)                                                  \
+			fn(env, val);                                            \
+		abort();                                                         \
+	}
+
+LAZY_JUMP(longjmp, "longjmp")
+LAZY_JUMP(longjmp_, "_longjmp")
+LAZY_JUMP(siglongjmp, "siglongjmp")
+LAZY_JUMP(longjmp_chk, "__longjmp_chk")
+
 /* ioctl's one optional argument, taken as a pointer, as libc's own does. */
 static int raw_ioctl(int fd, unsigned long req, ...)
 {
@@ -306,6 +324,10 @@ const struct pl_real pl_raw = {
 	.sigset = lazy_sigset,
 	.fread = lazy_fread,
 	.fread_unlocked = lazy_fread_unlocked,
+	.longjmp = lazy_longjmp,
+	.longjmp_ = lazy_longjmp_,
+	.siglongjmp = lazy_siglongjmp,
+	.longjmp_chk = lazy_longjmp_chk,
 };
 
 /* The next definition of name, or the raw stand-in when there is none (an
@@ -365,4 +387,8 @@ void pl_resolve(void)
 	RESOLVE(sigset, "sigset");
 	RESOLVE(fread, "fread");
 	RESOLVE(fread_unlocked, "fread_unlocked");
+	RESOLVE(longjmp, "longjmp");
+	RESOLVE(longjmp_, "_longjmp");
+	RESOLVE(siglongjmp, "siglongjmp");
+	RESOLVE(longjmp_chk, "__longjmp_chk");
 }

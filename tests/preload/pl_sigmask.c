@@ -12,6 +12,7 @@
 
 #include <poll.h>
 #include <pthread.h>
+#include <setjmp.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <sys/epoll.h>
@@ -19,7 +20,7 @@
 #include <sys/wait.h>
 
 #define GRAIN (64 * 1024)
-#define NGRAINS 64
+#define NGRAINS 128
 #define SIZE ((size_t)NGRAINS * GRAIN)
 
 static char *map;
@@ -290,10 +291,11 @@ static void case_inherit(void)
 	pthread_attr_destroy(&attr);
 }
 
-/* The program's own SIGSEGV handler runs as the kernel runs it: SIGSEGV
- * blocked for real while it runs (no SA_NODEFER), so that a fault of its
- * own there kills as it would without the shim. */
-static char *ro_page;
+/* The program's own SIGSEGV handler: SIGSEGV blocked while it runs (no
+ * SA_NODEFER) in the mask the program reads, as the kernel would have it,
+ * but not for real, so that its first write to a fresh FAULT grain works
+ * and a longjmp out of it leaves nothing blocked. */
+static char *ro_page, *handler_grain;
 static _Atomic uint64_t blk_in_handler;
 static _Atomic int reported_in_handler;
 
@@ -305,6 +307,7 @@ static void segv_handler(int sig)
 	atomic_store(&blk_in_handler, kernel_blocked());
 	pthread_sigmask(SIG_SETMASK, NULL, &cur);
 	atomic_store(&reported_in_handler, sigismember(&cur, SIGSEGV));
+	memset(handler_grain, 0x44, 256);
 	mprotect(ro_page, 4096, PROT_READ | PROT_WRITE);
 }
 
@@ -312,6 +315,7 @@ static void case_own_handler(void)
 {
 	struct sigaction sa, *old = (struct sigaction *)fresh();
 
+	handler_grain = fresh();
 	ro_page = mmap(NULL, 4096, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	REQUIRE(ro_page != MAP_FAILED, "mmap");
 	memset(&sa, 0, sizeof(sa));
@@ -320,10 +324,153 @@ static void case_own_handler(void)
 	REQUIRE(sigaction(SIGSEGV, &sa, old) == 0, "sigaction(SIGSEGV)");
 	CHECK(old->sa_handler == SIG_DFL, "old SIGSEGV action");
 	*(volatile char *)ro_page = 1;
-	CHECK(atomic_load(&blk_in_handler) & SEGV_BIT,
-	      "the program's SIGSEGV handler ran without SIGSEGV blocked");
+	CHECK((atomic_load(&blk_in_handler) & SEGV_BIT) == 0,
+	      "the program's SIGSEGV handler ran with SIGSEGV blocked for real");
 	CHECK(atomic_load(&reported_in_handler) == 1, "mask read in the SIGSEGV handler hides SIGSEGV");
+	CHECK(handler_grain[0] == 0x44 &&
+		      range_allocated_flags(mfd, (handler_grain - map) & ~4095L, 4096, NULL) == 1,
+	      "the handler's first write to a fresh grain is not in the file");
 	blocked_now("after the SIGSEGV handler", 0);
+}
+
+/* A handler that leaves with longjmp (no mask restored): nothing the
+ * library needs stays blocked for real, and the next first write works (it
+ * was killed: SIGSEGV stayed blocked in the kernel's mask).  One left with
+ * siglongjmp is over, also for a fault far below it. */
+static jmp_buf plain_jb;
+static sigjmp_buf sig_jb;
+static char *guard;
+static _Atomic int probes;
+
+static void longjmp_handler(int sig)
+{
+	(void)sig;
+	atomic_fetch_add(&probes, 1);
+	longjmp(plain_jb, 1);
+}
+
+static void siglongjmp_handler(int sig)
+{
+	(void)sig;
+	atomic_fetch_add(&probes, 1);
+	siglongjmp(sig_jb, 1);
+}
+
+static void set_segv_handler(void (*fn)(int), int flags)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = fn;
+	sa.sa_flags = flags;
+	REQUIRE(sigaction(SIGSEGV, &sa, NULL) == 0, "sigaction(SIGSEGV)");
+}
+
+static void make_guard(void)
+{
+	guard = mmap(NULL, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	REQUIRE(guard != MAP_FAILED, "mmap guard");
+}
+
+static void case_longjmp(void)
+{
+	make_guard();
+	set_segv_handler(longjmp_handler, 0);
+	if (setjmp(plain_jb) == 0) {
+		*(volatile char *)guard = 1;
+		CHECK(0, "the guard page did not fault");
+	}
+	CHECK(atomic_load(&probes) == 1, "handler ran %d times", atomic_load(&probes));
+	CHECK((kernel_blocked() & SEGV_BIT) == 0,
+	      "SIGSEGV left blocked for real by a longjmp out of the handler");
+	/* As the kernel's mask would be: longjmp restored none. */
+	blocked_now("after a longjmp out of the SIGSEGV handler", 1);
+	write_fresh("after a longjmp out of the SIGSEGV handler", fresh());
+}
+
+/* Probes from a frame far below the first one's, over stack the program
+ * never wrote (a large buffer): the handler that was left by a jump is not
+ * taken for one still running there. */
+static __attribute__((noinline)) void probe_deep(void)
+{
+	char big[256 * 1024];
+
+	__asm__ volatile("" : : "r"(big) : "memory");
+	*(volatile char *)guard = 1;
+	CHECK(0, "the guard page did not fault");
+}
+
+static void case_siglongjmp(void)
+{
+	make_guard();
+	set_segv_handler(siglongjmp_handler, 0);
+	if (sigsetjmp(sig_jb, 1) == 0) {
+		*(volatile char *)guard = 1;
+		CHECK(0, "the guard page did not fault");
+	}
+	/* At once, nothing called in between that could write the stack. */
+	if (sigsetjmp(sig_jb, 1) == 0)
+		probe_deep();
+	CHECK(atomic_load(&probes) == 2, "handler ran %d times for 2 faults", atomic_load(&probes));
+	blocked_now("after a siglongjmp out of the SIGSEGV handler", 0);
+	write_fresh("after a siglongjmp out of the SIGSEGV handler", fresh());
+}
+
+/* A fault of the handler's own, not the library's, while SIGSEGV is
+ * blocked (no SA_NODEFER): the kernel kills at once; with SA_NODEFER the
+ * handler runs again, nested. */
+static _Atomic int *entered; /* shared with the parent */
+
+static void faulting_handler(int sig)
+{
+	(void)sig;
+	if (atomic_fetch_add(entered, 1) == 0)
+		*(volatile char *)guard = 2; /* the same guard: a fault of its own */
+	else
+		mprotect(guard, 4096, PROT_READ | PROT_WRITE);
+}
+
+static void nested(int flags, int want_death)
+{
+	int status;
+	pid_t pid;
+
+	atomic_store(entered, 0);
+	fflush(NULL);
+	pid = fork();
+	REQUIRE(pid >= 0, "fork");
+	if (pid == 0) {
+		set_segv_handler(faulting_handler, flags);
+		*(volatile char *)guard = 1;
+		_exit(0);
+	}
+	REQUIRE(waitpid(pid, &status, 0) == pid, "waitpid");
+	if (want_death)
+		CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGSEGV && atomic_load(entered) == 1,
+		      "a fault inside the SIGSEGV handler: status %#x, handler entered %d times (want killed "
+		      "by "
+		      "SIGSEGV, once)",
+		      status, atomic_load(entered));
+	else
+		CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0 && atomic_load(entered) == 2,
+		      "a fault inside an SA_NODEFER SIGSEGV handler: status %#x, handler entered %d times "
+		      "(want "
+		      "exit 0, twice)",
+		      status, atomic_load(entered));
+}
+
+static void case_nested(void)
+{
+	entered = mmap(NULL, sizeof(*entered), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	REQUIRE(entered != MAP_FAILED, "mmap");
+	make_guard();
+	nested(0, 1);
+	nested(SA_NODEFER, 0);
+	/* Also after the handler was left by a siglongjmp once. */
+	set_segv_handler(siglongjmp_handler, 0);
+	if (sigsetjmp(sig_jb, 1) == 0)
+		*(volatile char *)guard = 1;
+	nested(0, 1);
 }
 
 /* A process started with SIGSEGV blocked (exec keeps the mask): the shim
@@ -358,6 +505,9 @@ static const struct {
 	{"sigsuspend/ppoll/pselect/epoll_pwait(2)", case_waits},
 	{"threads inherit the mask", case_inherit},
 	{"the program's SIGSEGV handler", case_own_handler},
+	{"longjmp out of the SIGSEGV handler", case_longjmp},
+	{"siglongjmp out of the SIGSEGV handler", case_siglongjmp},
+	{"a fault inside the SIGSEGV handler", case_nested},
 	{"exec with SIGSEGV blocked", case_exec},
 };
 
