@@ -475,7 +475,8 @@ int main(int argc, char **argv)
 		       k, o.seed);
 		return 1;
 	}
-	printf("difffuzz: PASS: %lu sequences (%lu ended early: address space taken, see docs), %llu steps "
+	printf("difffuzz: PASS: %lu sequences (%lu ended early: address space taken or a known difference, "
+	       "see docs), %llu steps "
 	       "in "
 	       "%.0f s, no mismatch (seed %" PRIu64 ")\n",
 	       k, ended, steps_run, now() - start, o.seed);
