@@ -824,6 +824,14 @@ static void *remap_shrink(uintptr_t old, size_t old_len, size_t new_len, int fla
 	if (sm_cut_begin(&cut, old + new_len, old + old_len) != 0)
 		return MAP_FAILED;
 	p = sm_sys_mremap((void *)old, old_len, new_len, flags, NULL);
+	/* The arguments were checked as the kernel checks them, so EINVAL here
+	 * is not the kernel's: Valgrind's emulation of mremap refuses to shrink
+	 * a range its bookkeeping holds as several segments (a FAULT mapping's
+	 * writable and read-only parts).  A shrink in place is an unmap of the
+	 * tail: do that. */
+	if (p == MAP_FAILED && errno == EINVAL &&
+	    sm_sys_munmap((void *)(old + new_len), old_len - new_len) == 0)
+		p = (void *)old;
 	err = errno;
 	if (p == MAP_FAILED)
 		sm_cut_abort(&cut);
