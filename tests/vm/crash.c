@@ -110,8 +110,10 @@ static int cmd_info(const char *dir)
 		persist = r->cpu_persist != NULL ? "cpu" : "msync";
 		sm_region_put(r);
 	}
-	printf("SMVM: info dir=%s mode=%s persist=%s cpu_flush=%s eadr=%d grain=%zu\n", dir,
-	       mode_name(syncmap_mode(p)), persist, sm_flush_cpu_name(), sm_flush_eadr(), sm_cfg.grain);
+	printf("SMVM: info dir=%s mode=%s persist=%s cpu_flush=%s eadr=%d grain=%zu presync=%d depth=%d "
+	       "reserve=%d\n",
+	       dir, mode_name(syncmap_mode(p)), persist, sm_flush_cpu_name(), sm_flush_eadr(), sm_cfg.grain,
+	       sm_cfg.presync, sm_cfg.presync_depth, sm_cfg.reserve);
 	syncmap_munmap(p, 1 << 20);
 	close(fd);
 	unlink(path);
