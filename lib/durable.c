@@ -15,6 +15,7 @@
 #include "config.h"
 #include "sys.h"
 #include "stats.h"
+#include "testpoint.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -131,11 +132,16 @@ static int make_durable(struct sm_region *r, uintptr_t s, uintptr_t e)
 
 	if (err != 0)
 		return hint == ENOSPC || hint == EDQUOT ? hint : err;
+	SM_MUTANT_DO(mprotect_before_msync, sm_sys_mprotect((void *)s, n, r->prot));
+	SM_MUTANT_DO(engine_ready_early, sm_mutant_ready_early(r, s, e));
+	SM_TESTPOINT(SM_TP_TOUCH);
+	SM_MUTANT_DO(skip_grain_msync, return 0);
 	if (atomic_load_explicit(&sm_inject_countdown, memory_order_relaxed) > 0 &&
 	    atomic_fetch_sub(&sm_inject_countdown, 1) == 1)
 		return sm_inject_errno;
 	if (msync(a, n, MS_SYNC) != 0)
 		return errno;
+	SM_TESTPOINT(SM_TP_MSYNC);
 	SM_STAT_ADD(syncs, 1);
 	SM_STAT_ADD(bytes_prepared, n);
 	return 0;
@@ -190,7 +196,7 @@ int sm_ready(struct sm_region *r, uintptr_t s, uintptr_t e, int prot)
 	}
 	if (!(prot & PROT_WRITE))
 		return 0;
-	if (sm_sys_mprotect((void *)ws, we - ws, prot) == 0)
+	if (SM_TESTPOINT_RC(SM_TP_MPROTECT, sm_sys_mprotect((void *)ws, we - ws, prot)) == 0)
 		return 0;
 	if (errno != ENOMEM)
 		return errno;
@@ -295,7 +301,7 @@ size_t sm_adopt_written(struct sm_region *r)
 		return 0;
 	/* Written extents whose allocation is not committed yet would be
 	 * trusted too early: commit first, then look. */
-	if (fdatasync(r->file->fd) != 0)
+	if (SM_MUTANT_SKIP(adopt_without_fdatasync, fdatasync(r->file->fd)) != 0)
 		return 0;
 	SM_STAT_ADD(syncs, 1);
 	while (!last && at < end && seen < FIEMAP_MAX_EXTENTS) {
