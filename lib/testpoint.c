@@ -5,8 +5,8 @@
  *   touch     the N-th write-touch, before its msync (any thread)
  *   msync     the N-th grain msync has returned; bits and mprotect not done
  *   mprotect  the N-th upgrade of the user's mapping; the store comes next
- *   engine    the engine's N-th window is touched, not yet msynced: the
- *             engine holds it there for up to MS ms (default 3000) and the
+ *   engine    the engine's first touch from its N-th window on, not yet msynced:
+ *             the engine holds it there for up to MS ms (default 3000); the
  *             guest is reset when any other thread reaches a touch of its
  *             own (the writer got past the window, or gave up waiting for
  *             it), or when MS runs out.  What the writer stored and
@@ -36,7 +36,7 @@ static const char *const names[] = {"touch", "msync", "mprotect", "engine"};
 static int tp_at = -1;	  /* enum sm_tp, or -1: no crash point */
 static long tp_n;	  /* reset at this hit, 1 = the first */
 static long tp_ms = 3000; /* engine: hold the window at most this long */
-static _Atomic long hits;
+static _Atomic long hits, windows;
 static _Atomic int held; /* engine: the window is held; another thread's touch resets */
 static int sysrq_fd = -1;
 static _Thread_local int on_engine;
@@ -105,25 +105,27 @@ void sm_testpoint(enum sm_tp at)
 {
 	if (at == SM_TP_ENGINE) {
 		on_engine = 1;
+		atomic_fetch_add(&windows, 1);
 		return;
 	}
 	if (tp_at < 0)
 		return;
 	if (at == SM_TP_TOUCH && !on_engine && atomic_load(&held))
 		reset("writer touched while the engine held its window");
-	if (tp_at == SM_TP_ENGINE ? at != SM_TP_TOUCH || !on_engine : (int)at != tp_at)
-		return;
-	if (atomic_fetch_add(&hits, 1) + 1 != tp_n)
-		return;
 	if (tp_at == SM_TP_ENGINE) {
+		/* The first engine touch from the N-th window on, whatever runs
+		 * earlier windows were cut into. */
+		if (at != SM_TP_TOUCH || !on_engine || atomic_load(&windows) < tp_n ||
+		    atomic_exchange(&held, 1))
+			return;
 		struct timespec ts = {tp_ms / 1000, (tp_ms % 1000) * 1000000};
 
-		atomic_store(&held, 1);
 		while (nanosleep(&ts, &ts) != 0) {
 		}
 		reset("engine held its window to the end");
 	}
-	reset("hit");
+	if ((int)at == tp_at && atomic_fetch_add(&hits, 1) + 1 == tp_n)
+		reset("hit");
 }
 
 int sm_testpoint_rc(enum sm_tp at, int rc)

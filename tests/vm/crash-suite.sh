@@ -31,8 +31,10 @@
 # forced FAULT mode of dax-fault), on ext4 and on xfs; later rounds draw
 # half of their cycles from {engine off, 4 KiB grains} by SEED.  Crash
 # triggers by round: 0 random point, 1 the first touch (before any grain
-# msync: adopted pages must have been committed at map time), 2 the first
-# engine window, then random points and the four library points in turn.
+# msync: adopted pages must have been committed at map time), 2 the third
+# engine window (the first ones start behind the writer; from the second on
+# the engine runs ahead), then random points and the four library points
+# in turn.
 #
 # A cycle FAILS if: boot 1 did not end in the crash; the writer printed an
 # error or exited; the case did not get its mode, persist kind or settings;
@@ -156,11 +158,11 @@ for ((i = ${CRASH_FIRST:-0}; i < CYCLES; i++)); do
 	tp=""
 	if [ "$kind" != dax-kernel ]; then
 		if [ "$r" = 1 ]; then tp=touch:1
-		elif [ "$r" = 2 ]; then tp=engine:1
+		elif [ "$r" = 2 ]; then tp=engine:3
 		elif [ "$r" -ge 4 ] && [ $((r % 2)) = 0 ]; then
 			p=${TP_TURN[$(((r / 2 - 2) % 4))]}
 			tp="$p:$((1 + RANDOM % 32))"
-			[ "$p" = engine ] && tp="engine:$((1 + RANDOM % 4))"
+			[ "$p" = engine ] && tp="engine:$((2 + RANDOM % 6))"
 		fi
 	fi
 	if [ "${tp%%:*}" = engine ]; then
@@ -189,6 +191,8 @@ for ((i = ${CRASH_FIRST:-0}; i < CYCLES; i++)); do
 	kill) args="$args mark=$crash_k" trig="kill@$crash_k" ;;
 	testpoint)
 		prog=crash-tp args="$args end=crash" trig="tp=$tp"
+		# The engine runs ahead of a writer that leaves it time (one vCPU).
+		[ "${tp%%:*}" = engine ] && args="$args pace=10" trig="$trig pace=10"
 		env="$env; export SYNCMAP_TESTPOINT=$tp"
 		;;
 	esac

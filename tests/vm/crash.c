@@ -25,6 +25,8 @@
  *                     SIGKILLs QEMU on it) and go on writing
  *       end=crash     reset the guest if the loop ends (a crash point inside
  *                     the library that was never reached)
+ *       pace=MS       sleep MS ms after every 8 pages (default: only yield
+ *                     the CPU), so that the engine gets ahead of the writer
  *   Prints "SMVM: start TAG mode=... persist=... grain=... presync=..."
  *   and, every 8 pages, "SMVM: p TAG STORED ACKED": STORED pages' first store
  *   has returned, the first ACKED pages (in write order) are persisted.  Both
@@ -48,6 +50,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <linux/fiemap.h>
 #include <linux/fs.h>
 #include <stdint.h>
@@ -57,6 +60,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define PG 4096
@@ -66,7 +70,7 @@
 
 struct args {
 	const char *file, *mode, *persist, *order, *control, *stage, *end, *tag;
-	long pages, pre, lag, cpages, crash, mark, acked, stored;
+	long pages, pre, lag, cpages, crash, mark, pace, acked, stored;
 	uint64_t seed;
 };
 
@@ -134,6 +138,8 @@ static void parse(int argc, char **argv, struct args *a)
 			a->lag = num(v, 0, FILE_PAGES);
 		else if (!strcmp(k, "crash"))
 			a->crash = num(v, 0, FILE_PAGES);
+		else if (!strcmp(k, "pace"))
+			a->pace = num(v, 0, 999);
 		else if (!strcmp(k, "mark"))
 			a->mark = num(v, 0, FILE_PAGES);
 		else if (!strcmp(k, "acked"))
@@ -352,8 +358,16 @@ static int cmd_write(const struct args *a)
 		}
 		for (long ct = chead + (i + 1) * (a->cpages - chead) / a->pages; cdone < ct; cdone++)
 			write_control(&c, corder, cdone, a->seed + 1);
-		if ((i + 1) % REPORT_EVERY == 0)
+		if ((i + 1) % REPORT_EVERY == 0) {
 			printf("SMVM: p case %ld %ld\n", i + 1, acked);
+			/* The guest has one vCPU: without a pause the engine
+			 * thread would run only when the writer blocks in a
+			 * fault, never beside it as on a machine with two. */
+			if (a->pace > 0)
+				nanosleep(&(struct timespec){0, a->pace * 1000000}, NULL);
+			else
+				sched_yield();
+		}
 		if (a->crash == i + 1)
 			reset("after-persist", i + 1);
 	}
