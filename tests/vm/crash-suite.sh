@@ -26,6 +26,9 @@
 #               CPU flush (the kernel grants MAP_SYNC to the file)
 #   pagecache   the same devices mounted dax=never: MAP_SYNC refused, auto
 #               mode picks FAULT and persists by msync
+#   virtio      two virtio-pmem devices (vm.sh --virtio-pmem), dax=always:
+#               DAX without MAP_SYNC (the cloud-VM case), auto mode picks
+#               FAULT and persists by msync (a flush request to QEMU)
 # Cycle i runs kind i mod #kinds; its round i / #kinds chooses the rest.
 # Rounds 0 and 1 run the library as it ships (no SYNCMAP_* setting but the
 # forced FAULT mode of dax-fault), on ext4 and on xfs; later rounds draw
@@ -67,7 +70,7 @@ CRASH=$(readlink -f "$2")
 CRASH_TP=$(readlink -f "${CRASH_TP:-$(dirname "$CRASH")/crash-tp}")
 CYCLES=$3
 SEED=${4:-$(date +%s)}
-KINDS=(${CRASH_KINDS:-dax-kernel dax-fault pagecache})
+KINDS=(${CRASH_KINDS:-dax-kernel dax-fault pagecache virtio})
 PAGES=${CRASH_CASE_PAGES:-16384}
 CPAGES=${CRASH_CONTROL_PAGES:-2048}
 MIN_K=${CRASH_MIN_K:-256}
@@ -80,7 +83,7 @@ mkdir -p "$LOGS" "$WORK/results"
 RESULTS=${CRASH_RESULTS:-$WORK/results/crash-$SEED-$(date +%Y%m%d-%H%M%S).txt}
 [ -x "$CRASH" ] && [ -x "$CRASH_TP" ] || { echo "crash-suite: need $CRASH and $CRASH_TP" >&2; exit 2; }
 for k in "${KINDS[@]}"; do
-	case $k in dax-kernel | dax-fault | pagecache) ;; *) echo "crash-suite: unknown kind $k" >&2; exit 2 ;; esac
+	case $k in dax-kernel | dax-fault | pagecache | virtio) ;; *) echo "crash-suite: unknown kind $k" >&2; exit 2 ;; esac
 done
 
 "$HERE/setup.sh" "$CACHE" >/dev/null
@@ -178,7 +181,13 @@ for ((i = ${CRASH_FIRST:-0}; i < CYCLES; i++)); do
 	dax-kernel) mode=kernel persist=cpu opts_e=dax=always,commit=60 opts_x=dax=always env=":" ;;
 	dax-fault) mode=fault persist=cpu opts_e=dax=always,commit=60 opts_x=dax=always env="export SYNCMAP_MODE=fault" ;;
 	pagecache) mode=fault persist=msync opts_e=dax=never,commit=60 opts_x=dax=never env=":" ;;
+	virtio) mode=fault persist=msync opts_e=dax=always,commit=60 opts_x=dax=always env=":" ;;
 	esac
+	devs=":" vmdev=()
+	if [ "$kind" = virtio ]; then
+		devs="export SMVM_EXT4_DEV=/dev/vpmem0 SMVM_XFS_DEV=/dev/vpmem1"
+		vmdev=(--virtio-pmem)
+	fi
 	# A negative check (mutants.sh): the mapping the library replaces.
 	[ -n "${CRASH_CASE_MODE:-}" ] && mode=$CRASH_CASE_MODE
 	[ "$cfg" = engine-off ] && env="$env; export SYNCMAP_PRESYNC=0"
@@ -200,15 +209,16 @@ for ((i = ${CRASH_FIRST:-0}; i < CYCLES; i++)); do
 
 	# Page cache: old dirty pages are written back after 30 s by default;
 	# 60 s like the journals' timers, so only the case's own syncs save data.
-	script="smvm mkfs-ext4 $opts_e
+	script="$devs
+smvm mkfs-ext4 $opts_e
 smvm mkfs-xfs $opts_x
 echo 6000 >/proc/sys/vm/dirty_expire_centisecs
 $env
 rc=0
 $prog write $args || rc=\$?
 smvm say writer-exit rc=\$rc"
-	vmargs=(--fresh --expect-crash)
-	[ "$method" = kill ] && vmargs=(--fresh --kill-on crashpoint --kill-delay-ms 0-20)
+	vmargs=("${vmdev[@]}" --fresh --expect-crash)
+	[ "$method" = kill ] && vmargs=("${vmdev[@]}" --fresh --kill-on crashpoint --kill-delay-ms 0-20)
 	why=()
 	b1=0
 	boot "$name-1" "${vmargs[@]}" --run "$script" || b1=$?
@@ -232,12 +242,13 @@ smvm say writer-exit rc=\$rc"
 	fi
 	[ "$acked" -ge "$min" ] || why+=("case acknowledged $acked < $min")
 
-	check="smvm mount-ext4 $opts_e
+	check="$devs
+smvm mount-ext4 $opts_e
 smvm mount-xfs $opts_x
 crash check case=/mnt/$fs/case.dat order=$order pages=$PAGES seed=$seed pre=$PRE acked=$acked stored=$stored tag=case
 crash check case=/mnt/$cfs/control.dat order=$order pages=$CPAGES seed=$((seed + 1)) pre=0 acked=$cacked stored=$cstored tag=control"
 	b2=0
-	boot "$name-2" --reuse --run "$check" || b2=$?
+	boot "$name-2" "${vmdev[@]}" --reuse --run "$check" || b2=$?
 	rc_line=$(grep -E '^result case ' <<<"$OUT" || true)
 	rk_line=$(grep -E '^result control ' <<<"$OUT" || true)
 	lost=- unbacked=- klost=- kunbacked=-

@@ -24,7 +24,7 @@ skip() {
 	echo "vm: $*: skipped"
 	exit 77
 }
-kinds=3 # crash-suite.sh's storage kinds
+kinds=4 # crash-suite.sh's storage kinds
 case ${SYNCMAP_VM:-short} in
 0 | off | no) skip "SYNCMAP_VM=${SYNCMAP_VM}" ;;
 short) cycles=$((2 * kinds)) ;;
