@@ -22,7 +22,8 @@
  *                     reset the guest (sysrq-b) right after the K-th store,
  *                     or after the persist step that follows it
  *       mark=K        print "SMVM: crashpoint" after the K-th store (the host
- *                     SIGKILLs QEMU on it) and go on writing
+ *                     SIGKILLs QEMU on it) and go on writing, for 256 pages
+ *                     at most: then wait for the kill
  *       end=crash     reset the guest if the loop ends (a crash point inside
  *                     the library that was never reached)
  *       pace=MS       sleep MS ms after every 8 pages (default: only yield
@@ -67,6 +68,7 @@
 #define FILE_PAGES 16384 /* 64 MiB sparse file */
 #define REPORT_EVERY 8
 #define CONTROL_HEAD 64
+#define MARK_RUN 256 /* pages written after the kill mark, at most */
 
 struct args {
 	const char *file, *mode, *persist, *order, *control, *stage, *end, *tag;
@@ -352,6 +354,12 @@ static int cmd_write(const struct args *a)
 			reset("after-store", i + 1);
 		if (a->mark == i + 1)
 			printf("SMVM: crashpoint\n");
+		/* The host reads the console a few ms to seconds late: stop a
+		 * little after the mark rather than let a fast writer finish. */
+		if (a->mark != 0 && i + 1 == a->mark + MARK_RUN) {
+			printf("SMVM: waiting for the kill\n");
+			pause();
+		}
 		if (i >= a->lag) {
 			persist_page(&w, order[i - a->lag]);
 			acked = i - a->lag + 1;
