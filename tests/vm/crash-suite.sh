@@ -201,7 +201,7 @@ for ((i = ${CRASH_FIRST:-0}; i < CYCLES; i++)); do
 	testpoint)
 		prog=crash-tp args="$args end=crash" trig="tp=$tp"
 		# The engine runs ahead of a writer that leaves it time (one vCPU).
-		[ "${tp%%:*}" = engine ] && args="$args pace=10" trig="$trig pace=10"
+		[ "${tp%%:*}" = engine ] && args="$args pace=30" trig="$trig pace=30"
 		env="$env; export SYNCMAP_TESTPOINT=$tp"
 		;;
 	esac
