@@ -70,7 +70,7 @@ CRASH=$(readlink -f "$2")
 CRASH_TP=$(readlink -f "${CRASH_TP:-$(dirname "$CRASH")/crash-tp}")
 CYCLES=$3
 SEED=${4:-$(date +%s)}
-KINDS=(${CRASH_KINDS:-dax-kernel dax-fault pagecache virtio})
+read -ra KINDS <<<"${CRASH_KINDS:-dax-kernel dax-fault pagecache virtio}"
 PAGES=${CRASH_CASE_PAGES:-16384}
 CPAGES=${CRASH_CONTROL_PAGES:-2048}
 MIN_K=${CRASH_MIN_K:-256}
@@ -81,7 +81,10 @@ WORK=${CRASH_WORK:-$CACHE/crash-suite}
 LOGS=$WORK/logs
 mkdir -p "$LOGS" "$WORK/results"
 RESULTS=${CRASH_RESULTS:-$WORK/results/crash-$SEED-$(date +%Y%m%d-%H%M%S).txt}
-[ -x "$CRASH" ] && [ -x "$CRASH_TP" ] || { echo "crash-suite: need $CRASH and $CRASH_TP" >&2; exit 2; }
+if [ ! -x "$CRASH" ] || [ ! -x "$CRASH_TP" ]; then
+	echo "crash-suite: need $CRASH and $CRASH_TP" >&2
+	exit 2
+fi
 for k in "${KINDS[@]}"; do
 	case $k in dax-kernel | dax-fault | pagecache | virtio) ;; *) echo "crash-suite: unknown kind $k" >&2; exit 2 ;; esac
 done

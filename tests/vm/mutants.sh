@@ -58,10 +58,12 @@ echo "# host: $(uname -r), $(nproc) CPUs; $(date -u +%Y-%m-%dT%H:%M:%SZ)"
 build() {
 	local b=$ROOT/mutant-$1 def=$1
 	[ "$def" = none ] && def=""
-	cmake -S "$SRC" -B "$b" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSYNCMAP_MUTANT="$def" \
-		-DSYNCMAP_BUILD_TESTS=OFF -DSYNCMAP_BUILD_BENCH=OFF -DSYNCMAP_BUILD_EXAMPLES=OFF >"$OUTDIR/build-$1.log" 2>&1 &&
-		cmake --build "$b" -j 2 --target vm_crash_tp >>"$OUTDIR/build-$1.log" 2>&1 ||
-		{ echo "mutants: build of $1 failed (log $OUTDIR/build-$1.log)" >&2; return 1; }
+	if ! cmake -S "$SRC" -B "$b" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSYNCMAP_MUTANT="$def" \
+		-DSYNCMAP_BUILD_TESTS=OFF -DSYNCMAP_BUILD_BENCH=OFF -DSYNCMAP_BUILD_EXAMPLES=OFF >"$OUTDIR/build-$1.log" 2>&1 ||
+		! cmake --build "$b" -j 2 --target vm_crash_tp >>"$OUTDIR/build-$1.log" 2>&1; then
+		echo "mutants: build of $1 failed (log $OUTDIR/build-$1.log)" >&2
+		return 1
+	fi
 	echo "$b/tests/vm/crash-tp"
 }
 

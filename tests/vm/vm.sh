@@ -136,6 +136,7 @@ fi
 SLOTS=2 VIRTIO_ARGS=()
 if [ "$VIRTIO" = 1 ]; then
 	SLOTS=4
+	# shellcheck disable=SC2054 # QEMU's commas, not array separators
 	VIRTIO_ARGS=(-object "memory-backend-file,id=vmem0,share=on,mem-path=$VIMG0,size=$VSIZE0"
 		-device virtio-pmem-pci,memdev=vmem0,id=vpmem0
 		-object "memory-backend-file,id=vmem1,share=on,mem-path=$VIMG1,size=$VSIZE1"
