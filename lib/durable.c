@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* durable.c -- making a grain safe: write-touch through the alias, msync, then upgrade
  *
- * Why this order (measured on DAX, see DESIGN.md): fallocate + fdatasync is not
+ * Why this order (measured on DAX, see docs/design.md): fallocate + fdatasync is not
  * enough, ext4 leaves the extents unwritten and the later write fault converts
  * them with metadata nobody syncs.  A write fault on a second, writable mapping
  * of the same range (the alias) allocates written blocks; msync(MS_SYNC) of
@@ -16,6 +16,7 @@
 #include "config.h"
 #include "sys.h"
 #include "stats.h"
+#include "testpoint.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -194,11 +195,16 @@ static int make_durable(struct sm_region *r, int fd, uintptr_t s, uintptr_t e)
 
 	if (err != 0)
 		return hint == ENOSPC || hint == EDQUOT ? hint : err;
+	SM_MUTANT_DO(mprotect_before_msync, sm_sys_mprotect((void *)s, n, r->prot));
+	SM_MUTANT_DO(engine_ready_early, sm_mutant_ready_early(r, s, e));
+	SM_TESTPOINT(SM_TP_TOUCH);
+	SM_MUTANT_DO(skip_grain_msync, return 0);
 	if (atomic_load_explicit(&sm_inject_countdown, memory_order_relaxed) > 0 &&
 	    atomic_fetch_sub(&sm_inject_countdown, 1) == 1)
 		return sm_inject_errno;
 	if (msync(a, n, MS_SYNC) != 0)
 		return errno;
+	SM_TESTPOINT(SM_TP_MSYNC);
 	SM_STAT_ADD(syncs, 1);
 	SM_STAT_ADD(bytes_prepared, n);
 	return 0;
@@ -266,7 +272,7 @@ int sm_ready(struct sm_region *r, uintptr_t s, uintptr_t e, int prot)
 	}
 	if (!(prot & PROT_WRITE))
 		return 0;
-	if (sm_sys_mprotect((void *)ws, we - ws, prot) == 0)
+	if (SM_TESTPOINT_RC(SM_TP_MPROTECT, sm_sys_mprotect((void *)ws, we - ws, prot)) == 0)
 		return 0;
 	if (errno != ENOMEM)
 		return errno;
@@ -486,7 +492,7 @@ size_t sm_adopt_written(struct sm_region *r)
 	 * reported to the library's description only), and every grain then
 	 * faults and is synced on its own, so an error that persists reaches
 	 * the writer as SIGBUS. */
-	if (fdatasync(fd) != 0) {
+	if (SM_MUTANT_SKIP(adopt_without_fdatasync, fdatasync(fd)) != 0) {
 		free(w);
 		return 0;
 	}

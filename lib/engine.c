@@ -17,6 +17,7 @@
 #include "stats.h"
 #include "sys.h"
 #include "syncmap.h"
+#include "testpoint.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -183,6 +184,7 @@ static void serve_fault(struct sm_region *r, uintptr_t s, uintptr_t e, uintptr_t
 	uint64_t fresh = clear_grains(r, s, e);
 	int err;
 
+	SM_TESTPOINT(SM_TP_ENGINE);
 	if (mark == 0) {
 		mark = next_mark();
 		set_mark(r, s, e, mark, 0);

@@ -9,6 +9,7 @@
 #include "region.h"
 #include "stats.h"
 #include "syncmap.h"
+#include "testpoint.h"
 
 #include <cpuid.h>
 #include <dirent.h>
@@ -151,6 +152,7 @@ int syncmap_persist(const void *addr, size_t len)
 
 	if (len == 0)
 		return 0;
+	SM_MUTANT_DO(persist_no_sync, return 0);
 	sm_init();
 	sm_engine_kick();
 	if (end < a) {

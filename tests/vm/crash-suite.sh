@@ -1,47 +1,129 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
-# crash-suite.sh -- crash the DAX guest while it writes; count what survived.
+# crash-suite.sh -- power-cut the DAX guest while the library writes; check what survived.
 #
 # Usage: tests/vm/crash-suite.sh CACHE_DIR CRASH_BINARY CYCLES [SEED]
 #
-# Each cycle is two boots on the same NVDIMM images.
-#   Boot 1: ext4 (pmem0) and xfs (pmem1) are made fresh.  On one of them the
-#     case under test writes a distinct pattern to the pages of a sparse file
-#     (KERNEL mode = the kernel's MAP_SYNC, or FAULT mode forced), persisting
-#     and acknowledging each page; on the other a plain MAP_SHARED control
-#     does the same with CPU flushes only.  The two filesystems have separate
-#     journals, so the case's syncs cannot save the control.  The guest is
-#     then crashed at a random moment while both write: sysrq-b from inside,
-#     or SIGKILL of QEMU from the host.
+# Each cycle is two boots on the same pmem images.
+#   Boot 1: ext4 (pmem0) and xfs (pmem1) are made fresh, both of the cycle's
+#     storage kind.  One process writes the *case* file on one of them and a
+#     plain MAP_SHARED *control* (CPU flush only) on the other, in step, so
+#     that any crash point cuts both mid-write.  Each case page is stored,
+#     reported ("stored"), persisted 32 pages later (syncmap_persist) and then
+#     acknowledged.  The guest is reset at a point drawn uniformly over the
+#     write phase (after page K, K in [MIN_K, pages]): sysrq-b by the writer
+#     itself, or SIGKILL of QEMU by the host on the writer's marker.  Or, on
+#     FAULT kinds, at a deterministic point inside the library (crash-tp,
+#     lib/testpoint.h): right after a grain's touch, after its msync, after
+#     the upgrade, or inside an engine window.
 #   Boot 2: both filesystems are mounted (journal replay, log recovery) and
-#     every page is read back.  An acknowledged page that does not read back
-#     exactly is lost.
-# Cycles rotate through {ext4, xfs} x {KERNEL, FAULT} x {sysrq, SIGKILL};
-# order (sequential/random), grain (4 KiB/default) and the crash moment are
-# drawn from SEED.  The run fails if the case loses any acknowledged page, or
-# if the controls lose nothing on a filesystem (then the test could not fail).
+#     checked: (a) every acknowledged page reads back exactly; (b) every
+#     stored page lies in an allocated, written extent (FIEMAP: not a hole,
+#     not unwritten), persisted or not -- the MAP_SYNC guarantee itself.
+#
+# Storage kinds (CRASH_KINDS, default all of them):
+#   dax-kernel  dax=always, auto mode: the kernel's MAP_SYNC (KERNEL)
+#   dax-fault   dax=always, SYNCMAP_MODE=fault: FAULT mode persisting by
+#               CPU flush (the kernel grants MAP_SYNC to the file)
+#   pagecache   the same devices mounted dax=never: MAP_SYNC refused, auto
+#               mode picks FAULT and persists by msync
+#   virtio      two virtio-pmem devices (vm.sh --virtio-pmem), dax=always:
+#               DAX without MAP_SYNC (the cloud-VM case), auto mode picks
+#               FAULT and persists by msync (a flush request to QEMU)
+# Cycle i runs kind i mod #kinds; its round i / #kinds chooses the rest.
+# Rounds 0 to 2 run the library as it ships (no SYNCMAP_* setting but the
+# forced FAULT mode of dax-fault), on ext4 and on xfs; later rounds draw
+# half of their cycles from {engine off, 4 KiB grains} by SEED.  Crash
+# triggers by round: 0 random point, 1 the first touch (before any grain
+# msync: adopted pages must have been committed at map time), 2 the third
+# engine window (the first ones start behind the writer; from the second on
+# the engine runs ahead), then random points and the four library points
+# in turn.
+#
+# A cycle FAILS if: boot 1 did not end in the crash; the writer printed an
+# error or exited; the case did not get its mode, persist kind or settings;
+# a library crash point was never reached; the case acknowledged fewer than
+# CRASH_MIN_ACK pages (random points) or 8 (library points); the case lost
+# an acknowledged page (a) or left a stored page unbacked (b); or the
+# control lost nothing, or left nothing unbacked (then the cycle could not
+# have failed).
+#
+# Every run writes a result file (CRASH_RESULTS, default
+# CACHE_DIR/crash-suite/results/crash-SEED-DATE.txt) that starts with the
+# command, git commit, seed, guest kernel, QEMU version and binaries.
+#
+# Environment: CRASH_TP (crash-tp; default beside CRASH_BINARY), CRASH_WORK
+# (CACHE_DIR/crash-suite: initramfs, images, logs), CRASH_CASE_MODE
+# (plain-msync: the case is plain mmap + msync, for mutants.sh),
+# CRASH_KINDS, CRASH_RESULTS, CRASH_CASE_PAGES (16384), CRASH_CONTROL_PAGES
+# (2048), CRASH_MIN_K (256), CRASH_MIN_ACK (64), CRASH_STOP_ON_FAIL=1 (stop
+# at the first failed cycle), CRASH_FIRST=i (start at cycle i: with the same
+# SEED it runs exactly as in the full run), CRASH_NOTE (a line for the
+# result file).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+COMMAND="$0 $*"
 [ $# -ge 3 ] || { echo "usage: $0 CACHE_DIR CRASH_BINARY CYCLES [SEED]" >&2; exit 2; }
 mkdir -p "$1"
 CACHE=$(cd "$1" && pwd)
-CRASH=$2
+CRASH=$(readlink -f "$2")
+CRASH_TP=$(readlink -f "${CRASH_TP:-$(dirname "$CRASH")/crash-tp}")
 CYCLES=$3
 SEED=${4:-$(date +%s)}
-WORK=$CACHE/crash-suite
+read -ra KINDS <<<"${CRASH_KINDS:-dax-kernel dax-fault pagecache virtio}"
+PAGES=${CRASH_CASE_PAGES:-16384}
+CPAGES=${CRASH_CONTROL_PAGES:-2048}
+MIN_K=${CRASH_MIN_K:-256}
+MIN_ACK=${CRASH_MIN_ACK:-64}
+PRE=64
+LAG=32
+WORK=${CRASH_WORK:-$CACHE/crash-suite}
 LOGS=$WORK/logs
-mkdir -p "$LOGS"
-CASE_PAGES=${CRASH_CASE_PAGES:-16384}
-CONTROL_PAGES=${CRASH_CONTROL_PAGES:-1024}
-RANDOM=$SEED
+mkdir -p "$LOGS" "$WORK/results"
+RESULTS=${CRASH_RESULTS:-$WORK/results/crash-$SEED-$(date +%Y%m%d-%H%M%S).txt}
+if [ ! -x "$CRASH" ] || [ ! -x "$CRASH_TP" ]; then
+	echo "crash-suite: need $CRASH and $CRASH_TP" >&2
+	exit 2
+fi
+for k in "${KINDS[@]}"; do
+	case $k in dax-kernel | dax-fault | pagecache | virtio) ;; *) echo "crash-suite: unknown kind $k" >&2; exit 2 ;; esac
+done
 
 "$HERE/setup.sh" "$CACHE" >/dev/null
-"$HERE/mkinitramfs.sh" "$CACHE" "$WORK/initramfs.cpio.gz" "$CRASH" >/dev/null
-echo "crash-suite: $CYCLES cycles, seed $SEED, case $CASE_PAGES pages, control $CONTROL_PAGES pages"
+# In the guest they are /bin/crash and /bin/crash-tp, whatever their names here.
+mkdir -p "$WORK/bin"
+ln -sfn "$CRASH" "$WORK/bin/crash"
+ln -sfn "$CRASH_TP" "$WORK/bin/crash-tp"
+"$HERE/mkinitramfs.sh" "$CACHE" "$WORK/initramfs.cpio.gz" "$WORK/bin/crash" "$WORK/bin/crash-tp" >/dev/null
+# shellcheck source=/dev/null
+. "$CACHE/kernel.env"
 
-declare -A c_cycles c_acked c_lost c_flight k_acked k_lost k_cycles
+# Everything below goes to the terminal and to the result file.
+mkdir -p "$(dirname "$RESULTS")"
+exec > >(tee "$RESULTS") 2>&1
+TEE=$!
+src_commit() {
+	local c
+	c=$(git -C "$HERE" rev-parse HEAD 2>/dev/null) || { echo unknown; return; }
+	[ -z "$(git -C "$HERE" status --porcelain --untracked-files=no 2>/dev/null)" ] || c="$c+uncommitted"
+	echo "$c"
+}
+echo "# command: $COMMAND"
+echo "# cwd: $PWD"
+echo "# commit: $(src_commit)"
+echo "# seed: $SEED  cycles: ${CRASH_FIRST:-0}..$((CYCLES - 1))  kinds: ${KINDS[*]}"
+echo "# guest kernel: $SMVM_KVER  qemu: $(${SMVM_QEMU:-qemu-system-x86_64} --version | head -n 1)"
+echo "# host: $(uname -r), $(nproc) CPUs; $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+echo "# crash: $CRASH sha256 $(sha256sum "$CRASH" | cut -c1-16)"
+echo "# crash-tp: $CRASH_TP sha256 $(sha256sum "$CRASH_TP" | cut -c1-16)"
+[ -z "${CRASH_NOTE:-}" ] || echo "# note: $CRASH_NOTE"
+echo "# case $PAGES pages (pre-written $PRE, persist lag $LAG), control $CPAGES pages;" \
+	"random points K in [$MIN_K, $PAGES]; min acked $MIN_ACK (library points 8)"
+
+declare -A s_cycles s_flight s_acked s_lost s_stored s_unbacked k_cycles k_acked k_lost k_unbacked
 failed=0
+done_cycles=0
 
 # boot NAME VM.SH-ARGS... -- sets OUT (result lines); returns vm.sh's status.
 boot() {
@@ -52,112 +134,190 @@ boot() {
 	return $rc
 }
 
-last_ack() { # TAG: the highest acknowledged count seen in OUT
-	grep -E "^ack $1 [0-9]+$" <<<"$OUT" | tail -n 1 | awk '{print $3}' || true
+progress() { # TAG: "STORED ACKED" from the last report of TAG in OUT
+	local l
+	l=$(grep -E "^p $1 [0-9]+ [0-9]+$" <<<"$OUT" | tail -n 1 || true)
+	[ -n "$l" ] && echo "${l#p "$1" }" || echo "0 0"
 }
 
 field() { # LINE KEY
-	sed -n "s/.*[ ^]$2=\([0-9]*\).*/\1/p" <<<"$1"
+	sed -n "s/.*[ ^]$2=\([0-9a-z-]*\).*/\1/p" <<<"$1"
 }
 
-for ((i = 0; i < CYCLES; i++)); do
-	combo=$((i % 4))
-	fs=$([ $((combo % 2)) = 0 ] && echo ext4 || echo xfs)
+big_random() { echo $(((RANDOM << 15) | RANDOM)); }
+
+TP_TURN=(msync mprotect touch engine)
+for ((i = ${CRASH_FIRST:-0}; i < CYCLES; i++)); do
+	RANDOM=$((SEED + 7919 * i)) # each cycle's draws depend on SEED and i alone
+	nk=${#KINDS[@]}
+	k=$((i % nk))
+	r=$((i / nk))
+	kind=${KINDS[$k]}
+	fs=$([ $(((k + r) % 2)) = 0 ] && echo ext4 || echo xfs)
 	cfs=$([ "$fs" = ext4 ] && echo xfs || echo ext4)
-	mode=$([ "$combo" -lt 2 ] && echo kernel || echo fault)
-	method=$([ $(((i + i / 4) % 2)) = 0 ] && echo sysrq || echo kill)
+	method=$([ $(((k + r / 2) % 2)) = 0 ] && echo sysrq || echo kill)
 	order=$([ $((RANDOM % 2)) = 0 ] && echo seq || echo rand)
-	grain=$([ $((RANDOM % 2)) = 0 ] && echo 4096 || echo default)
-	delay=$((RANDOM % 2500))
-	seed=$((RANDOM * 32768 + RANDOM))
-	env="export SYNCMAP_PRESYNC=0"
-	[ "$mode" = fault ] && env="$env SYNCMAP_MODE=fault"
-	[ "$mode" = fault ] && [ "$grain" = 4096 ] && env="$env SYNCMAP_GRAIN=4096"
-	[ "$mode" = kernel ] && grain=-
-	name=$(printf 'c%03d-%s-%s-%s' "$i" "$fs" "$mode" "$method")
+	pick=$((RANDOM % 4))
+	cfg=defaults
+	if [ "$r" -ge 3 ] && [ "$pick" = 2 ]; then cfg=engine-off; fi
+	if [ "$r" -ge 3 ] && [ "$pick" = 3 ]; then cfg=grain-4k; fi
+	# The trigger: a random point, or a point inside the library.
+	tp=""
+	if [ "$kind" != dax-kernel ]; then
+		if [ "$r" = 1 ]; then tp=touch:1
+		elif [ "$r" = 2 ]; then tp=engine:3
+		elif [ "$r" -ge 4 ] && [ $((r % 2)) = 0 ]; then
+			p=${TP_TURN[$(((r / 2 - 2) % 4))]}
+			tp="$p:$((1 + RANDOM % 32))"
+			[ "$p" = engine ] && tp="engine:$((2 + RANDOM % 6))"
+		fi
+	fi
+	if [ "${tp%%:*}" = engine ]; then
+		order=seq # the engine runs ahead of in-order writers only
+		[ "$cfg" = engine-off ] && cfg=defaults
+	fi
+	crash_k=$((MIN_K + $(big_random) % (PAGES - MIN_K + 1)))
+	stage=$([ $((RANDOM % 2)) = 0 ] && echo store || echo persist)
+	seed=$(big_random)
+	[ -n "$tp" ] && method=testpoint
 
-	script="smvm mkfs
+	case $kind in
+	dax-kernel) mode=kernel persist=cpu opts_e=dax=always,commit=60 opts_x=dax=always env=":" ;;
+	dax-fault) mode=fault persist=cpu opts_e=dax=always,commit=60 opts_x=dax=always env="export SYNCMAP_MODE=fault" ;;
+	pagecache) mode=fault persist=msync opts_e=dax=never,commit=60 opts_x=dax=never env=":" ;;
+	virtio) mode=fault persist=msync opts_e=dax=always,commit=60 opts_x=dax=always env=":" ;;
+	esac
+	devs=":" vmdev=()
+	if [ "$kind" = virtio ]; then
+		devs="export SMVM_EXT4_DEV=/dev/vpmem0 SMVM_XFS_DEV=/dev/vpmem1"
+		vmdev=(--virtio-pmem)
+	fi
+	# A negative check (mutants.sh): the mapping the library replaces.
+	[ -n "${CRASH_CASE_MODE:-}" ] && mode=$CRASH_CASE_MODE
+	[ "$cfg" = engine-off ] && env="$env; export SYNCMAP_PRESYNC=0"
+	[ "$cfg" = grain-4k ] && env="$env; export SYNCMAP_GRAIN=4096"
+	prog=crash
+	args="case=/mnt/$fs/case.dat mode=$mode persist=$persist order=$order pages=$PAGES seed=$seed pre=$PRE lag=$LAG"
+	args="$args control=/mnt/$cfs/control.dat cpages=$CPAGES"
+	case $method in
+	sysrq) args="$args crash=$crash_k stage=$stage" trig="sysrq@$crash_k/$stage" ;;
+	kill) args="$args mark=$crash_k" trig="kill@$crash_k" ;;
+	testpoint)
+		prog=crash-tp args="$args end=crash" trig="tp=$tp"
+		# The engine runs ahead of a writer that leaves it time (one vCPU).
+		[ "${tp%%:*}" = engine ] && args="$args pace=30" trig="$trig pace=30"
+		env="$env; export SYNCMAP_TESTPOINT=$tp"
+		;;
+	esac
+	name=$(printf 'c%03d-%s-%s' "$i" "$kind" "$fs")
+
+	# Page cache: dirty pages are written back after 30 s, or once 10% of
+	# memory is dirty (a random-order case dirties ~40 MB); 60 s like the
+	# journals' timers and 80%, so that only syncs save data, not the flusher.
+	script="$devs
+smvm mkfs-ext4 $opts_e
+smvm mkfs-xfs $opts_x
+echo 6000 >/proc/sys/vm/dirty_expire_centisecs
+echo 80 >/proc/sys/vm/dirty_background_ratio
+echo 90 >/proc/sys/vm/dirty_ratio
 $env
-crash info /mnt/$fs
-crash write /mnt/$fs/case.dat $mode $order $CASE_PAGES $seed case /tmp/case.started &
-crash write /mnt/$cfs/control.dat plain $order $CONTROL_PAGES $((seed + 1)) control /tmp/control.started &
-while [ ! -e /tmp/case.started ] || [ ! -e /tmp/control.started ]; do sleep 0.02; done
-smvm say ready"
-	if [ "$method" = sysrq ]; then
-		script="$script
-crash sysrq-after $delay"
-		args=(--fresh --expect-crash)
-	else
-		script="$script
-wait"
-		args=(--fresh --kill-on ready --kill-delay-ms "$delay")
+rc=0
+$prog write $args || rc=\$?
+smvm say writer-exit rc=\$rc"
+	vmargs=("${vmdev[@]}" --fresh --expect-crash)
+	[ "$method" = kill ] && vmargs=("${vmdev[@]}" --fresh --kill-on crashpoint --kill-delay-ms 0-20)
+	why=()
+	b1=0
+	boot "$name-1" "${vmargs[@]}" --run "$script" || b1=$?
+	out1=$OUT
+	start=$(grep -E '^start case ' <<<"$out1" | head -n 1 || true)
+	read -r stored acked <<<"$(progress case)"
+	read -r cstored cacked <<<"$(progress control)"
+	[ "$b1" = 0 ] || why+=("boot 1: $(sed -n 's/^outcome=//p' "$LOGS/$name-1.status" 2>/dev/null || echo '?'), vm.sh exit $b1")
+	grep -qE '^(error|writer-exit)' <<<"$out1" && why+=("writer: $(grep -E '^(error|writer-exit)' <<<"$out1" | head -n 2 | tr '\n' ' ')")
+	[ -n "$start" ] || why+=("no start line")
+	if [ -n "$start" ]; then
+		case $cfg in
+		engine-off) [ "$(field "$start" presync)" = 0 ] || why+=("engine not off: $start") ;;
+		grain-4k) [ "$(field "$start" grain)" = 4096 ] || why+=("grain not 4 KiB: $start") ;;
+		esac
 	fi
-	if ! boot "$name-1" "${args[@]}" --run "$script"; then
-		echo "FAIL $name: boot 1 did not end in a crash (log $LOGS/$name-1.log)"
-		failed=$((failed + 1))
-		continue
+	min=$MIN_ACK
+	if [ -n "$tp" ]; then
+		min=8
+		grep -qE '^done case' <<<"$out1" && why+=("library crash point $tp never reached")
 	fi
-	if ! grep -q "^start case mode=${mode^^}" <<<"$OUT"; then
-		echo "FAIL $name: the case did not get $mode mode: $(grep -E '^(start|error|info)' <<<"$OUT" | tr '\n' ' ')"
-		failed=$((failed + 1))
-		continue
-	fi
-	info=$(grep -E '^info ' <<<"$OUT" | head -n 1)
-	acked=$(last_ack case)
-	cacked=$(last_ack control)
-	acked=${acked:-0}
-	cacked=${cacked:-0}
+	[ "$acked" -ge "$min" ] || why+=("case acknowledged $acked < $min")
 
-	check="smvm mount
-crash check /mnt/$fs/case.dat $order $CASE_PAGES $seed $acked case
-crash check /mnt/$cfs/control.dat $order $CONTROL_PAGES $((seed + 1)) $cacked control"
-	if ! boot "$name-2" --reuse --run "$check"; then
-		echo "FAIL $name: check boot failed (log $LOGS/$name-2.log)"
-		failed=$((failed + 1))
-		continue
-	fi
+	check="$devs
+smvm mount-ext4 $opts_e
+smvm mount-xfs $opts_x
+crash check case=/mnt/$fs/case.dat order=$order pages=$PAGES seed=$seed pre=$PRE acked=$acked stored=$stored tag=case
+crash check case=/mnt/$cfs/control.dat order=$order pages=$CPAGES seed=$((seed + 1)) pre=0 acked=$cacked stored=$cstored tag=control"
+	b2=0
+	boot "$name-2" "${vmdev[@]}" --reuse --run "$check" || b2=$?
 	rc_line=$(grep -E '^result case ' <<<"$OUT" || true)
 	rk_line=$(grep -E '^result control ' <<<"$OUT" || true)
-	if [ -z "$rc_line" ] || [ -z "$rk_line" ]; then
-		echo "FAIL $name: no result lines from the check boot"
-		failed=$((failed + 1))
-		continue
+	lost=- unbacked=- klost=- kunbacked=-
+	if [ "$b2" != 0 ] || [ -z "$rc_line" ] || [ -z "$rk_line" ]; then
+		why+=("check boot failed (vm.sh exit $b2, log $LOGS/$name-2.log)")
+	else
+		lost=$(field "$rc_line" lost)
+		unbacked=$(field "$rc_line" unbacked)
+		klost=$(field "$rk_line" lost)
+		kunbacked=$(field "$rk_line" unbacked)
+		[ "$lost" = 0 ] || why+=("(a) $lost acknowledged pages lost")
+		[ "$unbacked" = 0 ] || why+=("(b) $unbacked stored pages not in a written extent")
+		[ "$cacked" -gt 0 ] && [ "$klost" -gt 0 ] || why+=("control lost nothing ($klost of $cacked)")
+		[ "$kunbacked" -gt 0 ] || why+=("control left no stored page unbacked")
+		key="$kind/$fs"
+		s_cycles[$key]=$((${s_cycles[$key]:-0} + 1))
+		[ "$acked" -lt "$PAGES" ] && s_flight[$key]=$((${s_flight[$key]:-0} + 1))
+		s_acked[$key]=$((${s_acked[$key]:-0} + acked))
+		s_lost[$key]=$((${s_lost[$key]:-0} + lost))
+		s_stored[$key]=$((${s_stored[$key]:-0} + stored))
+		s_unbacked[$key]=$((${s_unbacked[$key]:-0} + unbacked))
+		key="$kind/$cfs"
+		k_cycles[$key]=$((${k_cycles[$key]:-0} + 1))
+		k_acked[$key]=$((${k_acked[$key]:-0} + cacked))
+		k_lost[$key]=$((${k_lost[$key]:-0} + klost))
+		k_unbacked[$key]=$((${k_unbacked[$key]:-0} + kunbacked))
 	fi
-	lost=$(field "$rc_line" lost)
-	klost=$(field "$rk_line" lost)
-	key="$fs/$mode"
-	c_cycles[$key]=$((${c_cycles[$key]:-0} + 1))
-	c_acked[$key]=$((${c_acked[$key]:-0} + acked))
-	c_lost[$key]=$((${c_lost[$key]:-0} + lost))
-	[ "$acked" -lt "$CASE_PAGES" ] && c_flight[$key]=$((${c_flight[$key]:-0} + 1))
-	k_cycles[$cfs]=$((${k_cycles[$cfs]:-0} + 1))
-	k_acked[$cfs]=$((${k_acked[$cfs]:-0} + cacked))
-	k_lost[$cfs]=$((${k_lost[$cfs]:-0} + klost))
+	done_cycles=$((done_cycles + 1))
 	verdict=ok
-	if [ "$lost" != 0 ]; then
+	if [ ${#why[@]} -gt 0 ]; then
 		verdict=FAIL
 		failed=$((failed + 1))
 	fi
-	printf '%-4s %s: %s %s order=%s grain=%s %s@%sms case acked=%s lost=%s | control(%s) acked=%s lost=%s | %s\n' \
-		"$verdict" "$name" "$fs" "$mode" "$order" "$grain" "$method" "$delay" "$acked" "$lost" "$cfs" \
-		"$cacked" "$klost" "${info#info }"
+	tpseen=$(grep -E '^testpoint ' <<<"$out1" | head -n 1 | cut -d' ' -f2- || true)
+	printf '%-4s %s: %s %s order=%s %s | case stored=%s acked=%s lost=%s unbacked=%s | control(%s) stored=%s acked=%s lost=%s unbacked=%s | %s%s\n' \
+		"$verdict" "$name" "$cfg" "$method" "$order" "$trig" "$stored" "$acked" "$lost" "$unbacked" \
+		"$cfs" "$cstored" "$cacked" "$klost" "$kunbacked" "${start#start case }" "${tpseen:+ | tp: $tpseen}"
+	for w in "${why[@]}"; do echo "     - $w"; done
+	if [ "$verdict" = FAIL ] && [ "${CRASH_STOP_ON_FAIL:-0}" = 1 ]; then break; fi
 done
 
 echo
-echo "case         cycles  in-flight  pages acked  lost"
-for key in ext4/kernel xfs/kernel ext4/fault xfs/fault; do
-	[ -n "${c_cycles[$key]:-}" ] || continue
-	printf '%-12s %6s %10s %12s %5s\n' "$key" "${c_cycles[$key]}" "${c_flight[$key]:-0}" "${c_acked[$key]}" \
-		"${c_lost[$key]}"
+echo "case             cycles  mid-write  pages acked  lost  pages stored  unbacked"
+for kind in "${KINDS[@]}"; do
+	for f in ext4 xfs; do
+		key="$kind/$f"
+		[ -n "${s_cycles[$key]:-}" ] || continue
+		printf '%-16s %6s %10s %12s %5s %13s %9s\n' "$key" "${s_cycles[$key]}" "${s_flight[$key]:-0}" \
+			"${s_acked[$key]}" "${s_lost[$key]}" "${s_stored[$key]}" "${s_unbacked[$key]}"
+	done
 done
-echo "control      cycles  pages acked  lost"
-for f in ext4 xfs; do
-	[ -n "${k_cycles[$f]:-}" ] || continue
-	printf '%-12s %6s %12s %5s\n' "plain/$f" "${k_cycles[$f]}" "${k_acked[$f]}" "${k_lost[$f]}"
-	if [ "${k_acked[$f]}" -gt 0 ] && [ "${k_lost[$f]}" = 0 ]; then
-		echo "FAIL the plain control on $f lost nothing: the crash test could not have failed"
-		failed=$((failed + 1))
-	fi
+echo "control (plain)  cycles  pages acked  lost  unbacked"
+for kind in "${KINDS[@]}"; do
+	for f in ext4 xfs; do
+		key="$kind/$f"
+		[ -n "${k_cycles[$key]:-}" ] || continue
+		printf '%-16s %6s %12s %5s %9s\n' "$key" "${k_cycles[$key]}" "${k_acked[$key]}" "${k_lost[$key]}" \
+			"${k_unbacked[$key]}"
+	done
 done
-echo "crash-suite: seed $SEED, $failed failure(s)"
+echo "crash-suite: seed $SEED, $done_cycles cycles, $failed failure(s)"
+echo "crash-suite: results in $RESULTS"
+exec >&- 2>&-
+wait "$TEE" || true
 [ "$failed" = 0 ]

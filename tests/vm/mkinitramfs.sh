@@ -24,7 +24,9 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # Modules the guest loads, in an order busy-box insmod accepts; each one's
 # dependencies (and soft pre-dependencies: the crc32c crypto driver that
 # jbd2/ext4 need) are put before it by modprobe --show-depends.
-WANT_MODULES=(crc32c_generic libcrc32c crc16 mbcache jbd2 ext4 xfs libnvdimm nd_btt nd_pmem nfit)
+# virtio_pci and virtio_pmem come last: the NVDIMMs' regions are numbered
+# first, so they stay pmem0 and pmem1 when virtio-pmem devices are present.
+WANT_MODULES=(crc32c_generic libcrc32c crc16 mbcache jbd2 ext4 xfs libnvdimm nd_btt nd_pmem nfit virtio_pci virtio_pmem)
 TOOLS=(/sbin/mkfs.ext4 /sbin/mkfs.xfs)
 
 say() { printf 'mkinitramfs: %s\n' "$*" >&2; }

@@ -22,6 +22,9 @@
 #   --log FILE          serial console log (CACHE_DIR/serial.log)
 #   --status FILE       write key=value lines: outcome, rc, boot_ms, ...
 #   --append ARGS       extra kernel command line
+#   --virtio-pmem       two virtio-pmem devices as well (vpmem0.img 256M,
+#                       vpmem1.img 512M in the images dir): DAX without
+#                       MAP_SYNC; the guest links them as /dev/vpmem0, vpmem1
 #   -v, --verbose       copy the serial console to stderr (SMVM_VERBOSE=1)
 #
 # Stdout: the payload of every "SMVM: " line of the guest, one per line, as
@@ -34,7 +37,8 @@
 # Environment: SMVM_QEMU (qemu-system-x86_64), SMVM_QEMU_ARGS (extra QEMU
 # arguments, split at blanks), SMVM_MEM (512M),
 # SMVM_PMEM0_SIZE (256M, ext4), SMVM_PMEM1_SIZE (512M, xfs: mkfs.xfs wants
-# >= 300 MB), SMVM_TIMEOUT, SMVM_VERBOSE.
+# >= 300 MB), SMVM_VPMEM0_SIZE, SMVM_VPMEM1_SIZE (the same for virtio-pmem),
+# SMVM_VIRTIO_PMEM=1 (as --virtio-pmem), SMVM_TIMEOUT, SMVM_VERBOSE.
 set -euo pipefail
 
 say() { printf 'vm.sh: %s\n' "$*" >&2; }
@@ -48,7 +52,7 @@ die() { say "error: $*"; exit 2; }
 
 CACHE="" INITRD="" SCRIPT="" CMDS="" IMAGES="" FRESH=1 EXPECT_CRASH=0
 TIMEOUT=${SMVM_TIMEOUT:-300} KILL_ON="" KILL_DELAY=0 KILL_AFTER="" LOG="" STATUS=""
-APPEND="" VERBOSE=${SMVM_VERBOSE:-0} HAVE_CMDS=0
+APPEND="" VERBOSE=${SMVM_VERBOSE:-0} HAVE_CMDS=0 VIRTIO=${SMVM_VIRTIO_PMEM:-0}
 while [ $# -gt 0 ]; do
 	case $1 in
 	--run) CMDS=$2 HAVE_CMDS=1; shift ;;
@@ -65,6 +69,7 @@ while [ $# -gt 0 ]; do
 	--log) LOG=$2; shift ;;
 	--status) STATUS=$2; shift ;;
 	--append) APPEND=$2; shift ;;
+	--virtio-pmem) VIRTIO=1 ;;
 	-v | --verbose) VERBOSE=1 ;;
 	-h | --help) usage 0 ;;
 	-*) die "unknown option $1 (--help)" ;;
@@ -108,13 +113,36 @@ sec_to_us() {
 mkdir -p "$IMAGES"
 IMG0=$IMAGES/pmem0.img IMG1=$IMAGES/pmem1.img
 SIZE0=${SMVM_PMEM0_SIZE:-256M} SIZE1=${SMVM_PMEM1_SIZE:-512M}
+VIMG0=$IMAGES/vpmem0.img VIMG1=$IMAGES/vpmem1.img
+VSIZE0=${SMVM_VPMEM0_SIZE:-256M} VSIZE1=${SMVM_VPMEM1_SIZE:-512M}
 if [ "$FRESH" = 1 ]; then
-	rm -f "$IMG0" "$IMG1"
+	rm -f "$IMG0" "$IMG1" "$VIMG0" "$VIMG1"
 	truncate -s "$SIZE0" "$IMG0"
 	truncate -s "$SIZE1" "$IMG1"
+	if [ "$VIRTIO" = 1 ]; then
+		truncate -s "$VSIZE0" "$VIMG0"
+		truncate -s "$VSIZE1" "$VIMG1"
+	fi
 else
 	if [ ! -f "$IMG0" ] || [ ! -f "$IMG1" ]; then die "--reuse: no images in $IMAGES"; fi
 	SIZE0=$(stat -c %s "$IMG0") SIZE1=$(stat -c %s "$IMG1")
+	if [ "$VIRTIO" = 1 ]; then
+		if [ ! -f "$VIMG0" ] || [ ! -f "$VIMG1" ]; then die "--reuse: no virtio-pmem images in $IMAGES"; fi
+		VSIZE0=$(stat -c %s "$VIMG0") VSIZE1=$(stat -c %s "$VIMG1")
+	fi
+fi
+# virtio-pmem: memory devices like the NVDIMMs (slots for four), DAX without
+# MAP_SYNC in the guest: its flush is a request to QEMU, which fsyncs the
+# image.  smvm.vpmem tells the guest init to wait for them.
+SLOTS=2 VIRTIO_ARGS=()
+if [ "$VIRTIO" = 1 ]; then
+	SLOTS=4
+	# shellcheck disable=SC2054 # QEMU's commas, not array separators
+	VIRTIO_ARGS=(-object "memory-backend-file,id=vmem0,share=on,mem-path=$VIMG0,size=$VSIZE0"
+		-device virtio-pmem-pci,memdev=vmem0,id=vpmem0
+		-object "memory-backend-file,id=vmem1,share=on,mem-path=$VIMG1,size=$VSIZE1"
+		-device virtio-pmem-pci,memdev=vmem1,id=vpmem1)
+	APPEND="smvm.vpmem=2 $APPEND"
 fi
 
 # Run directories left by a vm.sh that was itself SIGKILLed: removed once
@@ -155,11 +183,12 @@ T0=${EPOCHREALTIME/./}
 # clflushopt exist in the guest.  panic=-1 with -no-reboot: a guest panic or
 # sysrq-b ends QEMU at once, so the host sees the end.
 "$QEMU" -accel tcg -cpu max -smp 1 -machine pc,nvdimm=on \
-	-m "${SMVM_MEM:-512M},slots=2,maxmem=4G" \
+	-m "${SMVM_MEM:-512M},slots=$SLOTS,maxmem=4G" \
 	-object "memory-backend-file,id=mem0,share=on,mem-path=$IMG0,size=$SIZE0" \
 	-device nvdimm,id=nvdimm0,memdev=mem0 \
 	-object "memory-backend-file,id=mem1,share=on,mem-path=$IMG1,size=$SIZE1" \
 	-device nvdimm,id=nvdimm1,memdev=mem1 \
+	"${VIRTIO_ARGS[@]}" \
 	-kernel "$KERNEL" -initrd "$RUN/initrd" \
 	-append "console=ttyS0 panic=-1 loglevel=4 $APPEND" \
 	-nodefaults -display none -serial stdio -no-reboot \
