@@ -145,17 +145,29 @@ if [ "$VIRTIO" = 1 ]; then
 	APPEND="smvm.vpmem=2 $APPEND"
 fi
 
-# Run directories left by a vm.sh that was itself SIGKILLed: removed once
-# their QEMU is gone (or, without a pidfile, once they are 10 minutes old).
+# Run directories left by a vm.sh that was itself SIGKILLed (its EXIT trap
+# never ran): its QEMU is killed, if it still runs, and the directory
+# removed.  A run whose vm.sh is alive is left alone.  The QEMU is the
+# process the pidfile names only if its command line names this run
+# directory (a pid may have been reused since).  Without an owner file (an
+# older vm.sh), the old rule: removed once its QEMU is gone, or at 10 minutes.
 for old in "$CACHE"/run.*; do
 	[ -d "$old" ] || continue
+	if [ -f "$old/owner" ] && kill -0 "$(cat "$old/owner")" 2>/dev/null; then
+		continue
+	fi
 	if [ -f "$old/qemu.pid" ]; then
-		kill -0 "$(cat "$old/qemu.pid")" 2>/dev/null || rm -rf "$old"
-	elif [ -n "$(find "$old" -maxdepth 0 -mmin +10)" ]; then
+		qpid=$(cat "$old/qemu.pid")
+		if [ -f "$old/owner" ] && tr '\0' ' ' <"/proc/$qpid/cmdline" 2>/dev/null | grep -qF "$old/"; then
+			kill -KILL "$qpid" 2>/dev/null || true
+		fi
+		kill -0 "$qpid" 2>/dev/null || rm -rf "$old"
+	elif [ -f "$old/owner" ] || [ -n "$(find "$old" -maxdepth 0 -mmin +10)" ]; then
 		rm -rf "$old"
 	fi
 done
 RUN=$(mktemp -d "$CACHE/run.XXXXXX")
+echo $$ >"$RUN/owner"
 QPID=""
 # shellcheck disable=SC2317 # called by the trap
 cleanup() {
