@@ -88,7 +88,13 @@ leg_asan() {
 			exit 1
 		# The stress test with ASan's defaults: its SIGSEGV handler is
 		# installed first, the library's replaces it and chains to it.
-		ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -R '^hardening\.stress$'
+		# Without fork: Debian 12's libasan (GCC 12) takes no allocator locks
+		# around fork, so a child forked while another thread is inside
+		# malloc can block forever in its first malloc (seen: the stress's
+		# watchdog caught a child in SizeClassAllocator64::GetFromAllocator,
+		# called from the library's adoption buffer).  glibc's malloc is
+		# fork-safe; fork stays covered by the plain, TSan and Valgrind runs.
+		ASAN_OPTIONS=detect_leaks=1 SYNCMAP_STRESS_NO_FORK=1 ctest --output-on-failure -R '^hardening\.stress$'
 	)
 }
 

@@ -18,6 +18,7 @@
  * grain writable only after syncing it.
  *
  * Usage: stress [--seconds N] [--threads N] [--seed N] [--no-fixed-remap] [--no-fork]
+ *        (SYNCMAP_STRESS_NO_FORK=1 is --no-fork)
  * (SYNCMAP_STRESS_SECONDS, SYNCMAP_STRESS_SEED work too).  Exit 0 when every
  * check held, 1 otherwise, 77 when the machine cannot make a loop-mounted
  * ext4 (not root): the run is skipped, not passed.
@@ -948,6 +949,9 @@ int main(int argc, char **argv)
 		fixed_remap &= strcmp(argv[i], "--no-fixed-remap") != 0;
 		no_fork |= strcmp(argv[i], "--no-fork") == 0;
 	}
+	/* The same from the environment, for a ctest entry whose command is fixed. */
+	if (getenv("SYNCMAP_STRESS_NO_FORK") != NULL && strcmp(getenv("SYNCMAP_STRESS_NO_FORK"), "1") == 0)
+		no_fork = 1;
 	/* FAULT mode even where the kernel would grant MAP_SYNC (the DAX guest). */
 	setenv("SYNCMAP_MODE", "fault", 0);
 	install_crash_report(); /* before the library's handler, which chains to it */
