@@ -398,19 +398,40 @@ struct written {
 
 /*
  * The written extents over r's file range, as runs (contiguous extents
- * merged), in a malloc'd array: their number, or 0 (none, or no memory).
+ * merged), in an array from scratch_alloc (its size in *out_bytes): their
+ * number, or 0 (none, or no memory).
  * Unwritten, delalloc, shared, inline and encoded extents are not written
  * blocks of the file's own.
  */
-static size_t written_runs(const struct sm_region *r, int fd, struct written **out)
+/* Scratch memory for adoption, from mmap rather than malloc: adoption runs
+ * on the program's threads, and a thread that forks while another is here
+ * leaves the child neither a held allocator lock (libasan's allocator takes
+ * none around fork: the child's next malloc can block forever) nor, under
+ * Valgrind, a heap block that looks leaked.  The user's mapping exists by
+ * now, so this cannot land in a MAP_FIXED target. */
+static void *scratch_alloc(size_t bytes)
+{
+	void *p = sm_sys_mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	return p == MAP_FAILED ? NULL : p;
+}
+
+static void scratch_free(void *p, size_t bytes)
+{
+	if (p != NULL)
+		sm_sys_munmap(p, bytes);
+}
+
+static size_t written_runs(const struct sm_region *r, int fd, struct written **out, size_t *out_bytes)
 {
 	const uint32_t bad = FIEMAP_EXTENT_UNKNOWN | FIEMAP_EXTENT_DELALLOC | FIEMAP_EXTENT_UNWRITTEN |
 			     FIEMAP_EXTENT_SHARED | FIEMAP_EXTENT_ENCODED | FIEMAP_EXTENT_DATA_INLINE |
 			     FIEMAP_EXTENT_NOT_ALIGNED | FIEMAP_EXTENT_DATA_TAIL;
 	/* struct fiemap ends in a flexible array: room for the batch after it,
-	 * 14 KiB, on the heap (this runs on the program's thread, whose stack
+	 * 14 KiB, off the stack (this runs on the program's thread, whose stack
 	 * may be small). */
-	struct fiemap *q = malloc(sizeof(*q) + FIEMAP_BATCH * sizeof(struct fiemap_extent));
+	const size_t qbytes = sizeof(struct fiemap) + FIEMAP_BATCH * sizeof(struct fiemap_extent);
+	struct fiemap *q = scratch_alloc(qbytes);
 	uint64_t at = (uint64_t)r->off, end = at + (r->end - r->start);
 	struct written *w = NULL;
 	size_t n = 0, cap = 0, seen = 0;
@@ -443,21 +464,32 @@ static size_t written_runs(const struct sm_region *r, int fd, struct written **o
 				continue;
 			}
 			if (n == cap) {
-				struct written *g = realloc(w, (cap = cap ? 2 * cap : 16) * sizeof(*w));
+				size_t ncap = cap ? 2 * cap : 256;
+				struct written *g = scratch_alloc(ncap * sizeof(*w));
 
 				if (g == NULL) {
-					free(w);
-					free(q);
+					scratch_free(w, cap * sizeof(*w));
+					scratch_free(q, qbytes);
 					return 0;
 				}
+				if (n > 0)
+					memcpy(g, w, n * sizeof(*w));
+				scratch_free(w, cap * sizeof(*w));
 				w = g;
+				cap = ncap;
 			}
 			w[n++] = (struct written){lo, hi};
 		}
 		seen += q->fm_mapped_extents;
 	}
-	free(q);
+	scratch_free(q, qbytes);
+	if (n == 0) {
+		scratch_free(w, cap * sizeof(*w));
+		w = NULL;
+		cap = 0;
+	}
 	*out = w;
+	*out_bytes = cap * sizeof(*w);
 	return n;
 }
 
@@ -465,7 +497,7 @@ size_t sm_adopt_written(struct sm_region *r)
 {
 	struct written *w;
 	uintptr_t limit;
-	size_t n, adopted = 0;
+	size_t n, wbytes, adopted = 0;
 	int fd = file_fd(r);
 
 	if (r->file->cow || fd < 0 || eof_limit(r, fd, &limit) != 0 || limit == r->start)
@@ -480,7 +512,7 @@ size_t sm_adopt_written(struct sm_region *r)
 	 * FIEMAP (a pwrite into a hole written back, a plain mapping's fault,
 	 * another region's grain between its touch and its msync) shows as a
 	 * written extent that no commit covers yet, and would be adopted. */
-	n = written_runs(r, fd, &w);
+	n = written_runs(r, fd, &w, &wbytes);
 	if (n == 0)
 		return 0; /* nothing to adopt: no sync either */
 	if (sm_test_adopt_hook != NULL)
@@ -493,7 +525,7 @@ size_t sm_adopt_written(struct sm_region *r)
 	 * faults and is synced on its own, so an error that persists reaches
 	 * the writer as SIGBUS. */
 	if (SM_MUTANT_SKIP(adopt_without_fdatasync, fdatasync(fd)) != 0) {
-		free(w);
+		scratch_free(w, wbytes);
 		return 0;
 	}
 	SM_STAT_ADD(syncs, 1);
@@ -501,7 +533,7 @@ size_t sm_adopt_written(struct sm_region *r)
 	 * the mapping and before EOF. */
 	for (size_t i = 0; i < n; i++)
 		mark_whole_grains(r, (w[i].lo + r->grain - 1) / r->grain, w[i].hi / r->grain, limit);
-	free(w);
+	scratch_free(w, wbytes);
 	for (uint64_t g = sm_grain_of(r, r->start), last_g = sm_grain_of(r, r->end - 1), h; g <= last_g;
 	     g = h) {
 		g = sm_bits_next(r->bits, g, last_g + 1, 1);
