@@ -409,9 +409,21 @@ struct written {
  * none around fork: the child's next malloc can block forever) nor, under
  * Valgrind, a heap block that looks leaked.  The user's mapping exists by
  * now, so this cannot land in a MAP_FIXED target. */
+#if defined(__SANITIZE_THREAD__)
+/* ThreadSanitizer sees only the mmap and munmap it intercepts: through raw
+ * system calls, two threads' buffers at a reused address look like one
+ * buffer written by both.  TSan builds are never preloaded, so libc's are
+ * safe to call here. */
+#define scratch_mmap mmap
+#define scratch_munmap munmap
+#else
+#define scratch_mmap sm_sys_mmap
+#define scratch_munmap sm_sys_munmap
+#endif
+
 static void *scratch_alloc(size_t bytes)
 {
-	void *p = sm_sys_mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	void *p = scratch_mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 
 	return p == MAP_FAILED ? NULL : p;
 }
@@ -419,7 +431,7 @@ static void *scratch_alloc(size_t bytes)
 static void scratch_free(void *p, size_t bytes)
 {
 	if (p != NULL)
-		sm_sys_munmap(p, bytes);
+		scratch_munmap(p, bytes);
 }
 
 static size_t written_runs(const struct sm_region *r, int fd, struct written **out, size_t *out_bytes)
