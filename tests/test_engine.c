@@ -48,6 +48,15 @@ static unsigned char *map_file(const char *name, size_t len, int *fdp)
 	return p;
 }
 
+/* Up to 10 s for the engine to mark r busy (it is then inside its window): 1 if it did. */
+static int wait_engine_busy(struct sm_region *r)
+{
+	for (time_t until = time(NULL) + 10; time(NULL) < until; sched_yield())
+		if (atomic_load(&r->eng_busy) != 0)
+			return 1;
+	return 0;
+}
+
 Test(engine, prepare_async_readies_the_range)
 {
 	const size_t len = (size_t)8 << 20;
@@ -118,7 +127,7 @@ Test(engine, fault_inside_the_engines_window_waits_for_it)
 	struct syncmap_stats a, b;
 	struct sm_region *r;
 	unsigned char *p;
-	int fd, busy = 0;
+	int fd, busy;
 
 	LOOPFS_OR_SKIP(&fs, "ext4", 256, "commit=60");
 	sm_test_env("SYNCMAP_PRESYNC", "0");
@@ -128,8 +137,7 @@ Test(engine, fault_inside_the_engines_window_waits_for_it)
 	cr_assert_eq(sm_region_get((uintptr_t)p, &r), SM_FOUND);
 	syncmap_stats_get(&a);
 	cr_assert_eq(syncmap_prepare_async(p, len), 0);
-	for (time_t until = time(NULL) + 10; !busy && time(NULL) < until; sched_yield())
-		busy = atomic_load(&r->eng_busy) != 0;
+	busy = wait_engine_busy(r);
 	sm_region_put(r);
 	cr_assert(busy, "the engine never marked the range it was readying");
 	POKE(p + len - len / 4, 1);
@@ -158,14 +166,13 @@ Test(engine, unmap_while_engine_works)
 	sm_test_env("SYNCMAP_PRESYNC", "0");
 	for (int round = 0; round < 20; round++) {
 		struct sm_region *r;
-		int busy = 0;
+		int busy;
 
 		p = map_file("race.dat", len, &fd);
 		FAULT_OR_SKIP(p); /* busy marks are FAULT mode's (KERNEL: prefaults only) */
 		cr_assert_eq(sm_region_get((uintptr_t)p, &r), SM_FOUND);
 		cr_assert_eq(syncmap_prepare_async(p, len), 0);
-		for (time_t until = time(NULL) + 10; !busy && time(NULL) < until; sched_yield())
-			busy = atomic_load(&r->eng_busy) != 0;
+		busy = wait_engine_busy(r);
 		busy = atomic_load(&r->eng_busy) != 0; /* still working, as far as we can tell */
 		sm_region_put(r);
 		cr_assert_eq(syncmap_munmap(p, len), 0); /* waits for the engine's ref */
@@ -228,7 +235,7 @@ Test(engine, fault_inside_a_slow_engine_window_still_waits, .timeout = 60)
 	struct sm_region *r;
 	pthread_t t;
 	unsigned char *p;
-	int fd, busy = 0;
+	int fd, busy;
 
 	OWN_LOOPFS_OR_SKIP(&fs, "ext4", 64, "commit=60");
 	sm_test_env("SYNCMAP_PRESYNC", "0");
@@ -244,8 +251,7 @@ Test(engine, fault_inside_a_slow_engine_window_still_waits, .timeout = 60)
 	cr_assert_eq(sm_region_get((uintptr_t)p, &r), SM_FOUND);
 	syncmap_stats_get(&a);
 	cr_assert_eq(syncmap_prepare_async(p, len), 0);
-	for (time_t until = time(NULL) + 10; !busy && time(NULL) < until; sched_yield())
-		busy = atomic_load(&r->eng_busy) != 0;
+	busy = wait_engine_busy(r);
 	sm_region_put(r);
 	cr_assert(busy, "the engine never marked the range it was readying");
 	POKE(p + len / 2, 1);
