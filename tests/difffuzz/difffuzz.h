@@ -118,4 +118,8 @@ size_t fork_subops(uint64_t seed, unsigned kinds_off, struct op *out);
 
 int run_sequence(const struct seq *s, const char *dir, struct report *rep, int verbose);
 
+/* Self-test (--intrude): after each reference munmap, map a page where the
+ * kernel chooses, as another thread may; such sequences must end early. */
+extern int difffuzz_intrude;
+
 #endif

@@ -236,7 +236,7 @@ static unsigned minimize(struct seq *s, const struct result *first, double budge
 static void usage(void)
 {
 	fprintf(stderr, "usage: difffuzz [--seconds N] [--seed S] [--steps N] [--runs N] [--no-minimize]\n"
-			"                [--minimize-seconds N] [--out DIR] [--verbose] [--without LIST] "
+			"                [--minimize-seconds N] [--out DIR] [--verbose] [--intrude] [--without LIST] "
 			"[--keep-going] [--fs-mib N]\n"
 			"  LIST: op kinds (map_fixed, mremap, ...) and features (odd, badargs, overflow)\n"
 			"  never drawn, to look past a known defect\n"
@@ -294,6 +294,10 @@ static void parse(int argc, char **argv, struct opts *o)
 		}
 		if (strcmp(a, "--verbose") == 0) {
 			o->verbose = 1;
+			continue;
+		}
+		if (strcmp(a, "--intrude") == 0) {
+			difffuzz_intrude = 1;
 			continue;
 		}
 		if (strcmp(a, "--keep-going") == 0) {

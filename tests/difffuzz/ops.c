@@ -36,14 +36,30 @@ static int draw(uint64_t *r, unsigned pct, unsigned feature)
 
 /* --- the reference world: the kernel, with nothing in between --- */
 
-static long k_mmap(uintptr_t a, size_t len, int prot, int flags, int fd, off_t off)
+/* Each also notes, for after_ref(), which arena pages its success freed
+ * (and which it mapped again): only something else can have put a mapping
+ * where a reference call left a hole. */
+
+int difffuzz_intrude;
+
+static long k_mmap(struct fz *z, uintptr_t a, size_t len, int prot, int flags, int fd, off_t off)
 {
-	return syscall(SYS_mmap, a, len, prot, flags, fd, off);
+	long v = syscall(SYS_mmap, a, len, prot, flags, fd, off);
+
+	if (v != -1)
+		ref_freed(z, (uintptr_t)v, len, 0);
+	return v;
 }
 
-static long k_munmap(uintptr_t a, size_t len)
+static long k_munmap(struct fz *z, uintptr_t a, size_t len)
 {
-	return syscall(SYS_munmap, a, len);
+	long v = syscall(SYS_munmap, a, len);
+
+	if (v == 0)
+		ref_freed(z, a, len, 1);
+	if (v == 0 && difffuzz_intrude)
+		syscall(SYS_mmap, 0, PG, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	return v;
 }
 
 static long k_mprotect(uintptr_t a, size_t len, int prot)
@@ -51,9 +67,19 @@ static long k_mprotect(uintptr_t a, size_t len, int prot)
 	return syscall(SYS_mprotect, a, len, prot);
 }
 
-static long k_mremap(uintptr_t a, size_t old_len, size_t new_len, int flags, uintptr_t to)
+static long k_mremap(struct fz *z, uintptr_t a, size_t old_len, size_t new_len, int flags, uintptr_t to)
 {
-	return syscall(SYS_mremap, a, old_len, new_len, flags, to);
+	long v = syscall(SYS_mremap, a, old_len, new_len, flags, to);
+
+	if (v != -1 && old_len != 0 && !(flags & MREMAP_DONTUNMAP)) {
+		if ((uintptr_t)v != a)
+			ref_freed(z, a, old_len, 1);
+		else if (new_len < old_len)
+			ref_freed(z, a + new_len, old_len - new_len, 1);
+	}
+	if (v != -1)
+		ref_freed(z, (uintptr_t)v, new_len, 0);
+	return v;
 }
 
 /* --- outcomes --- */
@@ -333,7 +359,7 @@ static void map_both(struct fz *z, uintptr_t a, size_t len, struct mapargs m, st
 	snprintf(call, calllen, "mmap(%s, 0x%zx, %s, %s, 0x%llx)", a ? fmt_addr(z, REF, a) : "NULL", len,
 		 prot_name(m.prot), flags_name(m.flags), (unsigned long long)m.off);
 	phase(z, PH_REF, call, NULL);
-	*r = outcome(k_mmap(a, len, m.prot, m.flags, z->fd[REF], m.off));
+	*r = outcome(k_mmap(z, a, len, m.prot, m.flags, z->fd[REF], m.off));
 	after_ref(z);
 	phase(z, PH_LIB, call, NULL);
 	*l = outcome((long)syncmap_mmap((void *)la, len, m.prot, m.flags, z->fd[LIB], m.off));
@@ -397,8 +423,8 @@ static void op_map_hole(struct fz *z, uint64_t *r)
 	snprintf(call, sizeof(call), "mmap(%s, 0x%zx, %s, %s, 0x%llx)", fmt_addr(z, REF, ms), len,
 		 prot_name(m.prot), flags_name(m.flags), (unsigned long long)m.off);
 	phase(z, PH_REF, ucall, call);
-	ru = outcome(k_munmap(hs, hn * PG));
-	ro = outcome(k_mmap(ms, len, m.prot, m.flags, z->fd[REF], m.off));
+	ru = outcome(k_munmap(z, hs, hn * PG));
+	ro = outcome(k_mmap(z, ms, len, m.prot, m.flags, z->fd[REF], m.off));
 	after_ref(z);
 	phase(z, PH_LIB, ucall, call);
 	lu = outcome(syncmap_munmap((void *)xlate(z, hs, NULL), hn * PG));
@@ -425,7 +451,7 @@ static void op_unmap(struct fz *z, uint64_t *r)
 		len = 0; /* EINVAL */
 	snprintf(call, sizeof(call), "munmap(%s, 0x%zx)", fmt_addr(z, REF, s), len);
 	phase(z, PH_REF, call, NULL);
-	ro = outcome(k_munmap(s, len));
+	ro = outcome(k_munmap(z, s, len));
 	after_ref(z);
 	phase(z, PH_LIB, call, NULL);
 	lo = outcome(syncmap_munmap((void *)xlate(z, s, NULL), len));
@@ -587,7 +613,7 @@ static void op_mremap(struct fz *z, uint64_t *r)
 	snprintf(call, sizeof(call), "mremap(%s, 0x%zx, 0x%zx, %s%s%s)", fmt_addr(z, REF, s), old_len,
 		 new_len, mremap_flags_name(flags), to ? ", " : "", to ? fmt_addr(z, REF, to) : "");
 	phase(z, PH_REF, call, NULL);
-	ro = outcome(k_mremap(s, old_len, new_len, flags, to));
+	ro = outcome(k_mremap(z, s, old_len, new_len, flags, to));
 	after_ref(z);
 	phase(z, PH_LIB, call, NULL);
 	lo = outcome((long)syncmap_mremap((void *)xlate(z, s, NULL), old_len, new_len, flags,
@@ -626,8 +652,8 @@ static void op_grow_hole(struct fz *z, uint64_t *r)
 	snprintf(ucall, sizeof(ucall), "munmap(%s, 0x%zx)", fmt_addr(z, REF, hole), h * PG);
 	snprintf(call, sizeof(call), "mremap(%s, 0x%zx, 0x%zx, 0)", fmt_addr(z, REF, s), old_len, new_len);
 	phase(z, PH_REF, ucall, call);
-	ru = outcome(k_munmap(hole, h * PG));
-	ro = outcome(k_mremap(s, old_len, new_len, 0, 0));
+	ru = outcome(k_munmap(z, hole, h * PG));
+	ro = outcome(k_mremap(z, s, old_len, new_len, 0, 0));
 	after_ref(z);
 	phase(z, PH_LIB, ucall, call);
 	lu = outcome(syncmap_munmap((void *)xlate(z, hole, NULL), h * PG));

@@ -337,6 +337,48 @@ static void refill(struct fz *z, int w, const unsigned char *hole)
 	}
 }
 
+void ref_freed(struct fz *z, uintptr_t a, size_t len, int freed)
+{
+	struct span *sp = &z->ref_span[z->nspan];
+
+	if (z->nspan == MAX_SPANS)
+		fz_fail(z, "internal", "more than %d reference calls in one step", MAX_SPANS);
+	sp->s = a & ~PGMASK;
+	sp->e = a + ((len + PGMASK) & ~PGMASK);
+	if (sp->e < sp->s)
+		sp->e = UINTPTR_MAX & ~PGMASK;
+	sp->freed = freed;
+	z->nspan++;
+}
+
+/* The reference calls of a step left free what they freed and did not map
+ * again: the kernel puts nothing there by itself, so a mapping there is
+ * another thread's or a sanitizer's, and the worlds part. */
+static void check_freed(struct fz *z)
+{
+	struct pd pd;
+
+	for (size_t i = 0; i < z->nspan; i++) {
+		const struct span *sp = &z->ref_span[i];
+
+		if (!sp->freed)
+			continue;
+		for (uintptr_t a = sp->s; a < sp->e && a - sp->s < MAX_FREED_CHECK; a += PG) {
+			size_t j = z->nspan;
+
+			while (--j > i && !(a >= z->ref_span[j].s && a < z->ref_span[j].e))
+				;
+			if (j > i)
+				continue; /* a later call of the step mapped or freed it again */
+			describe(z, a, 1, &pd);
+			if (pd.kind != K_HOLE)
+				fz_inconclusive(z, "%s, freed by the reference's call, was taken by something else",
+						fmt_addr(z, REF, a));
+		}
+	}
+	z->nspan = 0;
+}
+
 static void note_holes(struct fz *z, int w, unsigned char *hole)
 {
 	struct pd *pd = w == REF ? pd_ref : pd_lib;
@@ -345,6 +387,8 @@ static void note_holes(struct fz *z, int w, unsigned char *hole)
 	describe(z, arena_page(z, w, 0), ARENA_PAGES, pd);
 	for (size_t i = 0; i < ARENA_PAGES; i++)
 		hole[i] = pd[i].kind == K_HOLE;
+	if (w == REF)
+		check_freed(z);
 	refill(z, w, hole);
 }
 

@@ -37,6 +37,8 @@ struct pair {
 
 /* A piece of a reference mapping of the reference file that translates in
  * one piece: what ops aim at. */
+enum { MAX_SPANS = 16, MAX_FREED_CHECK = 64UL << 20 };
+
 struct tgt {
 	uintptr_t s, e;
 	int arena;
@@ -57,6 +59,11 @@ struct fz {
 	struct tgt tgt[MAX_VMAS];
 	size_t ntgt;
 	unsigned char ref_hole[ARENA_PAGES], lib_hole[ARENA_PAGES];
+	struct span {
+		uintptr_t s, e;
+		int freed; /* 1: the call freed [s, e); 0: mapped it */
+	} ref_span[MAX_SPANS]; /* what the step's reference calls did, in order */
+	size_t nspan;
 	int holes_pending; /* the op moved mappings: compare the holes it left */
 	struct report *rep;
 	int verbose, in_child, step, sub;
@@ -68,6 +75,7 @@ struct fz {
 int world_setup(struct fz *z, const struct seq *s, const char *dir, char *why, size_t whylen);
 
 void maps_load(struct fz *z);
+void ref_freed(struct fz *z, uintptr_t a, size_t len, int freed);
 void describe(const struct fz *z, uintptr_t a, size_t n, struct pd *out);
 uintptr_t xlate(const struct fz *z, uintptr_t ref, uintptr_t *piece_end); /* 0: not translatable */
 int in_arena(const struct fz *z, int w, uintptr_t a);
