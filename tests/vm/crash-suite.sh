@@ -59,7 +59,10 @@
 # (2048), CRASH_MIN_K (256), CRASH_MIN_ACK (64), CRASH_STOP_ON_FAIL=1 (stop
 # at the first failed cycle), CRASH_FIRST=i (start at cycle i: with the same
 # SEED it runs exactly as in the full run), CRASH_NOTE (a line for the
-# result file).
+# result file), CRASH_LANES=N (run the cycles in N guests at once, cycle i
+# in lane i mod N, each lane in CRASH_WORK/laneJ; the result file then
+# holds every lane's cycles in order and one summary: the same run, in a
+# fraction of the time on an N-core host).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -78,6 +81,9 @@ MIN_K=${CRASH_MIN_K:-256}
 MIN_ACK=${CRASH_MIN_ACK:-64}
 PRE=64
 LAG=32
+LANES=${CRASH_LANES:-1}
+PARENT=""
+[ "$LANES" -gt 1 ] && [ -z "${CRASH_LANE:-}" ] && PARENT=1
 WORK=${CRASH_WORK:-$CACHE/crash-suite}
 LOGS=$WORK/logs
 mkdir -p "$LOGS" "$WORK/results"
@@ -112,7 +118,7 @@ src_commit() {
 echo "# command: $COMMAND"
 echo "# cwd: $PWD"
 echo "# commit: $(src_commit)"
-echo "# seed: $SEED  cycles: ${CRASH_FIRST:-0}..$((CYCLES - 1))  kinds: ${KINDS[*]}"
+echo "# seed: $SEED  cycles: ${CRASH_FIRST:-0}..$((CYCLES - 1))  kinds: ${KINDS[*]}${CRASH_LANE:+  lane: $CRASH_LANE of $LANES}${PARENT:+  lanes: $LANES}"
 echo "# guest kernel: $SMVM_KVER  qemu: $(${SMVM_QEMU:-qemu-system-x86_64} --version | head -n 1)"
 echo "# host: $(uname -r), $(nproc) CPUs; $(date -u +%Y-%m-%dT%H:%M:%SZ)"
 echo "# crash: $CRASH sha256 $(sha256sum "$CRASH" | cut -c1-16)"
@@ -121,9 +127,11 @@ echo "# crash-tp: $CRASH_TP sha256 $(sha256sum "$CRASH_TP" | cut -c1-16)"
 echo "# case $PAGES pages (pre-written $PRE, persist lag $LAG), control $CPAGES pages;" \
 	"random points K in [$MIN_K, $PAGES]; min acked $MIN_ACK (library points 8)"
 
-declare -A s_cycles s_flight s_acked s_lost s_stored s_unbacked k_cycles k_acked k_lost k_unbacked
-failed=0
-done_cycles=0
+# Every cycle's line (and its reasons) also goes here: the summary is made
+# from these lines, in one lane or from all of them.
+CYCLE_LINES=$WORK/cycles.$$
+: >"$CYCLE_LINES"
+trap 'rm -f "$CYCLE_LINES"' EXIT
 
 # boot NAME VM.SH-ARGS... -- sets OUT (result lines); returns vm.sh's status.
 boot() {
@@ -148,6 +156,8 @@ big_random() { echo $(((RANDOM << 15) | RANDOM)); }
 
 TP_TURN=(msync mprotect touch engine)
 for ((i = ${CRASH_FIRST:-0}; i < CYCLES; i++)); do
+	[ -z "$PARENT" ] || break
+	[ $((i % LANES)) = "${CRASH_LANE:-0}" ] || continue
 	RANDOM=$((SEED + 7919 * i)) # each cycle's draws depend on SEED and i alone
 	nk=${#KINDS[@]}
 	k=$((i % nk))
@@ -270,52 +280,79 @@ crash check case=/mnt/$cfs/control.dat order=$order pages=$CPAGES seed=$((seed +
 		[ "$unbacked" = 0 ] || why+=("(b) $unbacked stored pages not in a written extent")
 		[ "$cacked" -gt 0 ] && [ "$klost" -gt 0 ] || why+=("control lost nothing ($klost of $cacked)")
 		[ "$kunbacked" -gt 0 ] || why+=("control left no stored page unbacked")
-		key="$kind/$fs"
-		s_cycles[$key]=$((${s_cycles[$key]:-0} + 1))
-		[ "$acked" -lt "$PAGES" ] && s_flight[$key]=$((${s_flight[$key]:-0} + 1))
-		s_acked[$key]=$((${s_acked[$key]:-0} + acked))
-		s_lost[$key]=$((${s_lost[$key]:-0} + lost))
-		s_stored[$key]=$((${s_stored[$key]:-0} + stored))
-		s_unbacked[$key]=$((${s_unbacked[$key]:-0} + unbacked))
-		key="$kind/$cfs"
-		k_cycles[$key]=$((${k_cycles[$key]:-0} + 1))
-		k_acked[$key]=$((${k_acked[$key]:-0} + cacked))
-		k_lost[$key]=$((${k_lost[$key]:-0} + klost))
-		k_unbacked[$key]=$((${k_unbacked[$key]:-0} + kunbacked))
 	fi
-	done_cycles=$((done_cycles + 1))
 	verdict=ok
-	if [ ${#why[@]} -gt 0 ]; then
-		verdict=FAIL
-		failed=$((failed + 1))
-	fi
+	[ ${#why[@]} -eq 0 ] || verdict=FAIL
 	tpseen=$(grep -E '^testpoint ' <<<"$out1" | head -n 1 | cut -d' ' -f2- || true)
-	printf '%-4s %s: %s %s order=%s %s | case stored=%s acked=%s lost=%s unbacked=%s | control(%s) stored=%s acked=%s lost=%s unbacked=%s | %s%s\n' \
-		"$verdict" "$name" "$cfg" "$method" "$order" "$trig" "$stored" "$acked" "$lost" "$unbacked" \
-		"$cfs" "$cstored" "$cacked" "$klost" "$kunbacked" "${start#start case }" "${tpseen:+ | tp: $tpseen}"
-	for w in "${why[@]}"; do echo "     - $w"; done
+	{
+		printf '%-4s %s: %s %s order=%s %s | case stored=%s acked=%s lost=%s unbacked=%s | control(%s) stored=%s acked=%s lost=%s unbacked=%s | %s%s\n' \
+			"$verdict" "$name" "$cfg" "$method" "$order" "$trig" "$stored" "$acked" "$lost" "$unbacked" \
+			"$cfs" "$cstored" "$cacked" "$klost" "$kunbacked" "${start#start case }" "${tpseen:+ | tp: $tpseen}"
+		for w in "${why[@]}"; do echo "     - $w"; done
+	} | tee -a "$CYCLE_LINES"
 	if [ "$verdict" = FAIL ] && [ "${CRASH_STOP_ON_FAIL:-0}" = 1 ]; then break; fi
 done
 
+if [ -n "$PARENT" ]; then
+	# One suite per lane, each in its own work directory and guest; their
+	# cycles are then put back in order, as one run would have printed them.
+	pids=()
+	for ((j = 0; j < LANES; j++)); do
+		CRASH_LANE=$j CRASH_WORK=$WORK/lane$j CRASH_RESULTS=$WORK/lane$j/result.txt \
+			"$HERE/crash-suite.sh" "$CACHE" "$CRASH" "$CYCLES" "$SEED" >"$WORK/lane$j.out" 2>&1 &
+		pids+=($!)
+	done
+	echo "crash-suite: $LANES lanes running (progress: $WORK/lane*.out)"
+	for p in "${pids[@]}"; do wait "$p" || true; done
+	for ((j = 0; j < LANES; j++)); do
+		awk '/^(ok  |FAIL) c[0-9]+-/ { key = $2 } key != "" && (/^(ok  |FAIL) c[0-9]+-/ || /^     - /) { print key "\t" $0 }' \
+			"$WORK/lane$j/result.txt" 2>/dev/null || true
+	done | sort -s -t "$(printf '\t')" -k1,1 | cut -f2- | tee "$CYCLE_LINES"
+fi
+
+# The summary, from the cycle lines: cycles whose check boot failed (lost
+# "-") count as failed, not in the sums.
+expected=$((CYCLES - ${CRASH_FIRST:-0}))
+[ -n "${CRASH_LANE:-}" ] && expected=$(seq "${CRASH_FIRST:-0}" $((CYCLES - 1)) | awk -v n="$LANES" -v j="$CRASH_LANE" '$1 % n == j' | wc -l)
 echo
-echo "case             cycles  mid-write  pages acked  lost  pages stored  unbacked"
-for kind in "${KINDS[@]}"; do
-	for f in ext4 xfs; do
-		key="$kind/$f"
-		[ -n "${s_cycles[$key]:-}" ] || continue
-		printf '%-16s %6s %10s %12s %5s %13s %9s\n' "$key" "${s_cycles[$key]}" "${s_flight[$key]:-0}" \
-			"${s_acked[$key]}" "${s_lost[$key]}" "${s_stored[$key]}" "${s_unbacked[$key]}"
-	done
-done
-echo "control (plain)  cycles  pages acked  lost  unbacked"
-for kind in "${KINDS[@]}"; do
-	for f in ext4 xfs; do
-		key="$kind/$f"
-		[ -n "${k_cycles[$key]:-}" ] || continue
-		printf '%-16s %6s %12s %5s %9s\n' "$key" "${k_cycles[$key]}" "${k_acked[$key]}" "${k_lost[$key]}" \
-			"${k_unbacked[$key]}"
-	done
-done
+awk -v kinds="${KINDS[*]}" -v pages="$PAGES" -v expected="$expected" -v stop="${CRASH_STOP_ON_FAIL:-0}" '
+function num(piece, key, m) { return match(piece, " " key "=[^ ]+") ? substr(piece, RSTART + length(key) + 2, RLENGTH - length(key) - 2) : "-" }
+/^(ok  |FAIL) c[0-9]+-/ {
+	n++
+	if ($1 == "FAIL") f++
+	split($0, part, " [|] ")
+	name = $2; sub(/:$/, "", name); sub(/^c[0-9]+-/, "", name)
+	fs = name; sub(/.*-/, "", fs); kind = name; sub(/-[^-]*$/, "", kind)
+	cfs = part[3]; sub(/^control[(]/, "", cfs); sub(/[)].*/, "", cfs)
+	lost = num(part[2], "lost")
+	if (lost == "-") next
+	acked = num(part[2], "acked")
+	key = kind "/" fs
+	sc[key]++; if (acked + 0 < pages + 0) sf[key]++
+	sa[key] += acked; sl[key] += lost; ss[key] += num(part[2], "stored"); su[key] += num(part[2], "unbacked")
+	key = kind "/" cfs
+	kc[key]++; ka[key] += num(part[3], "acked"); kl[key] += num(part[3], "lost"); ku[key] += num(part[3], "unbacked")
+}
+END {
+	nk = split(kinds, K, " ")
+	print "case             cycles  mid-write  pages acked  lost  pages stored  unbacked"
+	for (i = 1; i <= nk; i++) for (j = 1; j <= 2; j++) {
+		key = K[i] "/" (j == 1 ? "ext4" : "xfs")
+		if (key in sc) printf "%-16s %6d %10d %12d %5d %13d %9d\n", key, sc[key], sf[key], sa[key], sl[key], ss[key], su[key]
+	}
+	print "control (plain)  cycles  pages acked  lost  unbacked"
+	for (i = 1; i <= nk; i++) for (j = 1; j <= 2; j++) {
+		key = K[i] "/" (j == 1 ? "ext4" : "xfs")
+		if (key in kc) printf "%-16s %6d %12d %5d %9d\n", key, kc[key], ka[key], kl[key], ku[key]
+	}
+	if (n < expected && !(stop == 1 && f > 0)) {
+		printf "crash-suite: %d of %d cycles have no result line\n", expected - n, expected
+		f += expected - n
+	}
+	printf "%d %d\n", n, f > "/dev/stderr"
+}' "$CYCLE_LINES" 2>"$CYCLE_LINES.n"
+read -r done_cycles failed <"$CYCLE_LINES.n"
+rm -f "$CYCLE_LINES.n"
 echo "crash-suite: seed $SEED, $done_cycles cycles, $failed failure(s)"
 echo "crash-suite: results in $RESULTS"
 exec >&- 2>&-

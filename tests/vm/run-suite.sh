@@ -5,7 +5,8 @@
 #        run-suite.sh --functional CACHE_DIR CRASH_BINARY TEST_BINARY...
 # SYNCMAP_VM: short (default: two rounds, i.e. every storage kind on ext4 and
 # on xfs with the library's defaults, the second round crashing FAULT kinds
-# at their first grain touch), long (312 cycles), N cycles, or 0 (skip).
+# at their first grain touch), long (312 cycles, in one guest per core:
+# CRASH_LANES), N cycles, or 0 (skip).
 # SYNCMAP_VM_SEED: the seed (default: the time).
 # Exits 77 (skipped) where the guest cannot run: not root, or SYNCMAP_VM=0;
 # with CI=true a skip is a failure (exit 1): CI machines are root, and a
@@ -29,7 +30,10 @@ kinds=4 # crash-suite.sh's storage kinds
 case ${SYNCMAP_VM:-short} in
 0 | off | no) skip "SYNCMAP_VM=${SYNCMAP_VM}" ;;
 short) cycles=$((2 * kinds)) ;;
-long) cycles=312 ;;
+long)
+	cycles=312
+	export CRASH_LANES=${CRASH_LANES:-$(nproc)} # one single-vCPU guest per core
+	;;
 *[!0-9]*) echo "vm: SYNCMAP_VM must be short, long, 0 or a number of cycles" >&2; exit 2 ;;
 *) cycles=$SYNCMAP_VM ;;
 esac
