@@ -3,12 +3,13 @@
 # run-suite.sh -- the ctest entries for the DAX guest.
 # Usage: run-suite.sh CACHE_DIR CRASH_BINARY CRASH_TP_BINARY   (the crash suite)
 #        run-suite.sh --functional CACHE_DIR CRASH_BINARY TEST_BINARY...
-#        run-suite.sh --apps CACHE_DIR BUILD_DIR   (pmlog and logd: apps-suite.sh)
+#        run-suite.sh --apps CACHE_DIR BUILD_DIR   (pmlog, logd, LMDB: apps-suite.sh)
 # SYNCMAP_VM: short (default: two rounds, i.e. every storage kind on ext4 and
 # on xfs with the library's defaults, the second round crashing FAULT kinds
 # at their first grain touch), long (312 cycles, in one guest per core:
 # CRASH_LANES), N cycles, or 0 (skip).  For --apps: short is 6 cycles (pmlog
-# on every storage kind, logd on page cache and virtio-pmem), long 48.
+# on DAX, logd on page cache and virtio-pmem, LMDB on DAX FAULT and page
+# cache), long 48 (every application on every storage kind four times).
 # SYNCMAP_VM_SEED: the seed (default: the time).
 # Exits 77 (skipped) where the guest cannot run: not root, or SYNCMAP_VM=0;
 # with CI=true a skip is a failure (exit 1): CI machines are root, and a
