@@ -71,6 +71,12 @@
 # command, git commit, seed, guest kernel, QEMU version and program hashes,
 # then one line per cycle and a summary.
 #
+# APPS_CASE_PLAIN=1 is the negative check: each case runs as its control
+# does (pmlog-crash-plain, logd-plain, LMDB without the shim and with
+# MDB_NOSYNC; pmlog's records and commit points become acked), expecting no
+# mode; every cycle must then FAIL by losing acknowledged records, or the
+# checks could not tell the library from its absence.
+#
 # Environment: APPS_KINDS, APPS_APPS (pmlog logd lmdb; without lmdb-crash,
 # pmlog logd), APPS_RECORDS (pmlog records, 3000), APPS_LINES (logd lines,
 # 1500), APPS_TXNS (LMDB transactions, 300), APPS_MIN_K (64),
@@ -136,6 +142,7 @@ suite_identity "$SEED  cycles: $FIRST..$((CYCLES - 1))  kinds: ${KINDS[*]}  appl
 for p in "${PROGS[@]}"; do echo "# $(basename "$p"): $p sha256 $(sha256sum "$p" | cut -c1-16)"; done
 [[ " ${APPS[*]} " != *" lmdb "* ]] || echo "# preload shim: $SHIM sha256 $(sha256sum "$SHIM" | cut -c1-16)"
 [ -z "$LMDB_NOTE" ] || echo "# note: $LMDB_NOTE"
+[ "${APPS_CASE_PLAIN:-0}" != 1 ] || echo "# negative check (APPS_CASE_PLAIN=1): the cases run without the library; every cycle must fail by losing records"
 [ -z "${APPS_NOTE:-}" ] || echo "# note: $APPS_NOTE"
 echo "# pmlog $RECORDS records, logd $LINES lines, lmdb $TXNS transactions; crash after K acknowledged, K in [$MIN_K, N]; min acked $MIN_ACK"
 
@@ -167,6 +174,11 @@ for ((i = FIRST; i < CYCLES; i++)); do
 	kind_setup "$kind"
 	pname=$([ "$persist" = cpu ] && echo "cache-line flush" || echo msync)
 	MODE=$(tr '[:lower:]' '[:upper:]' <<<"$mode")
+	# The negative check: the cases without the library.
+	plain=${APPS_CASE_PLAIN:-0} sfx="" shim="LD_PRELOAD=/lib/libsyncmap-preload.so " nosync=""
+	if [ "$plain" = 1 ]; then
+		MODE=NONE persist=cpu pname="cache-line flush" sfx=-plain shim="" nosync=" nosync=1"
+	fi
 	if [ "$app" = pmlog ]; then
 		n=$RECORDS
 		method=${PMLOG_METHODS[$((j % ${#PMLOG_METHODS[@]}))]}
@@ -183,24 +195,25 @@ for ((i = FIRST; i < CYCLES; i++)); do
 		detail="WRITEMAP"
 	fi
 	K=$((MIN_K + $(big_random) % (n - MIN_K + 1)))
+	if [ "$plain" = 1 ] && { [ "$method" = records ] || [ "$method" = commit ]; }; then method=acked; fi
 	if [ "$method" = kill ]; then trig="mark=$K"; else trig="crash=$K stage=$method"; fi
 	name=$(printf 'c%03d-%s-%s-%s' "$i" "$app" "$kind" "$fs")
 
 	if [ "$app" = pmlog ]; then
 		run="pmlog-crash-plain write log=/mnt/$cfs/control.log seed=$((seed + 1)) records=$n chunk=$chunk tag=control mode=NONE persist=cpu follow=/tmp/step &
 rc=0
-pmlog-crash write log=/mnt/$fs/case.log seed=$seed records=$n chunk=$chunk tag=case mode=$MODE persist=$persist lead=/tmp/step $trig || rc=\$?
+pmlog-crash$sfx write log=/mnt/$fs/case.log seed=$seed records=$n chunk=$chunk tag=case mode=$MODE persist=$persist lead=/tmp/step $trig || rc=\$?
 smvm say writer-exit rc=\$rc"
 	elif [ "$app" = lmdb ]; then
 		run="mkdir -p /mnt/$fs/db /mnt/$cfs/db
 lmdb-crash write dir=/mnt/$cfs/db seed=$((seed + 1)) txns=$n tag=control nosync=1 mode=NONE follow=/tmp/step &
 rc=0
-LD_PRELOAD=/lib/libsyncmap-preload.so lmdb-crash write dir=/mnt/$fs/db seed=$seed txns=$n tag=case mode=$MODE lead=/tmp/step $trig || rc=\$?
+${shim}lmdb-crash write dir=/mnt/$fs/db seed=$seed txns=$n tag=case mode=$MODE$nosync lead=/tmp/step $trig || rc=\$?
 smvm say writer-exit rc=\$rc"
 	else
 		# logd prints its listening line (mode, persist) once it accepts.
 		run="ip link set lo up
-logd -q -p 7411 /mnt/$fs/case.log >/tmp/case.out 2>&1 &
+logd$sfx -q -p 7411 /mnt/$fs/case.log >/tmp/case.out 2>&1 &
 logd-plain -q -p 7412 /mnt/$cfs/control.log >/tmp/control.out 2>&1 &
 w=0
 while [ \$(cat /tmp/case.out /tmp/control.out 2>/dev/null | grep -c listening) -lt 2 ] && [ \$w -lt 100 ]; do
