@@ -14,6 +14,7 @@
 #include "stats.h"
 #include "sys.h"
 #include "syncmap.h"
+#include "testpoint.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -248,7 +249,8 @@ static void *map_fault(void *addr, size_t len, int prot, int flags, int fd, off_
 		goto fail_errno;
 	/* From the library's own open file description, so that the grain's
 	 * msync reports writeback errors to it, not to the program's (region.c). */
-	r->alias = sm_sys_mmap(NULL, rlen, PROT_READ | PROT_WRITE, MAP_SHARED, r->file->lfd, off);
+	r->alias = sm_sys_mmap(NULL, rlen, PROT_READ | PROT_WRITE, MAP_SHARED,
+			       SM_MUTANT_PICK(sync_on_programs_description, r->file->fd, r->file->lfd), off);
 	if (r->alias == MAP_FAILED) {
 		r->alias = NULL;
 		goto fail_errno;

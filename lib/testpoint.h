@@ -32,6 +32,11 @@ enum sm_mutant {
 	SM_MUT_adopt_without_fdatasync, /* written extents adopted without committing them first */
 	SM_MUT_engine_ready_early,	/* the engine marks its window ready before its msync */
 	SM_MUT_persist_no_sync,		/* syncmap_persist returns 0 without syncing */
+	/* The alias is mapped from the program's open file description, not the
+	 * library's own: the grain's msync takes the writeback errors the
+	 * program's fsync is to report (caught by tests/vm/faildev.c, not by
+	 * the crash suite: nothing is lost, an error is hidden). */
+	SM_MUT_sync_on_programs_description,
 };
 
 struct sm_region;
@@ -57,9 +62,12 @@ void sm_mutant_ready_early(struct sm_region *r, uintptr_t s, uintptr_t e);
 	} while (0)
 /* `call`, or 0 without making it, in the named mutant. */
 #define SM_MUTANT_SKIP(name, call) (SYNCMAP_MUTANT == SM_MUT_##name ? 0 : (call))
+/* `value`, or `instead` in the named mutant. */
+#define SM_MUTANT_PICK(name, instead, value) (SYNCMAP_MUTANT == SM_MUT_##name ? (instead) : (value))
 #else
 #define SM_MUTANT_DO(name, ...) ((void)0)
 #define SM_MUTANT_SKIP(name, call) (call)
+#define SM_MUTANT_PICK(name, instead, value) (value)
 #endif
 
 #endif

@@ -235,12 +235,13 @@ static unsigned minimize(struct seq *s, const struct result *first, double budge
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: difffuzz [--seconds N] [--seed S] [--steps N] [--runs N] [--no-minimize]\n"
-			"                [--minimize-seconds N] [--out DIR] [--verbose] [--intrude] [--without LIST] "
-			"[--keep-going] [--fs-mib N]\n"
-			"  LIST: op kinds (map_fixed, mremap, ...) and features (odd, badargs, overflow)\n"
-			"  never drawn, to look past a known defect\n"
-			"       difffuzz --replay FILE [--replay FILE...]\n");
+	fprintf(stderr,
+		"usage: difffuzz [--seconds N] [--seed S] [--steps N] [--runs N] [--no-minimize]\n"
+		"                [--minimize-seconds N] [--out DIR] [--verbose] [--intrude] [--without LIST] "
+		"[--keep-going] [--fs-mib N]\n"
+		"  LIST: op kinds (map_fixed, mremap, ...) and features (odd, badargs, overflow)\n"
+		"  never drawn, to look past a known defect\n"
+		"       difffuzz --replay FILE [--replay FILE...]\n");
 	exit(2);
 }
 

@@ -372,8 +372,9 @@ static void check_freed(struct fz *z)
 				continue; /* a later call of the step mapped or freed it again */
 			describe(z, a, 1, &pd);
 			if (pd.kind != K_HOLE)
-				fz_inconclusive(z, "%s, freed by the reference's call, was taken by something else",
-						fmt_addr(z, REF, a));
+				fz_inconclusive(
+					z, "%s, freed by the reference's call, was taken by something else",
+					fmt_addr(z, REF, a));
 		}
 	}
 	z->nspan = 0;

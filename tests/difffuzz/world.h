@@ -61,7 +61,7 @@ struct fz {
 	unsigned char ref_hole[ARENA_PAGES], lib_hole[ARENA_PAGES];
 	struct span {
 		uintptr_t s, e;
-		int freed; /* 1: the call freed [s, e); 0: mapped it */
+		int freed;     /* 1: the call freed [s, e); 0: mapped it */
 	} ref_span[MAX_SPANS]; /* what the step's reference calls did, in order */
 	size_t nspan;
 	int holes_pending; /* the op moved mappings: compare the holes it left */

@@ -227,9 +227,9 @@ smvm say writer-exit rc=\$rc
 smvm say \"server-out \$(tail -n 3 /tmp/case.out /tmp/control.out | tr '\n' ' ')\""
 	fi
 	script="$devs
+$HOLD_WRITEBACK
 smvm mkfs-ext4 $opts_e
 smvm mkfs-xfs $opts_x
-$HOLD_WRITEBACK
 $env
 $run"
 	vmargs=("${vmdev[@]}" --fresh --expect-crash)

@@ -187,11 +187,11 @@ for ((i = ${CRASH_FIRST:-0}; i < CYCLES; i++)); do
 	esac
 	name=$(printf 'c%03d-%s-%s' "$i" "$kind" "$fs")
 
-	# Page cache: writeback held back (a random-order case dirties ~40 MB).
+	# Timers held back (suite-lib.sh), before the mounts.
 	script="$devs
+$HOLD_WRITEBACK
 smvm mkfs-ext4 $opts_e
 smvm mkfs-xfs $opts_x
-$HOLD_WRITEBACK
 $env
 rc=0
 $prog write $args || rc=\$?

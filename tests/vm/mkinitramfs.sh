@@ -15,6 +15,9 @@
 #   SMVM_EXTRA_FILES  space-separated SRC[:DEST] extra files (a dlopen()ed
 #                     library, data); DEST defaults to SRC's path.  ELF files
 #                     among them get their ldd dependencies too.
+#   SMVM_EXTRA_MODULES space-separated kernel modules loaded after the usual
+#                     ones, with their dependencies (dm_mod dm_flakey for
+#                     tests/vm/faildev.sh).
 #
 # OUT is rebuilt only when an input changed (the hash of every input is kept
 # in OUT.inputs); otherwise the script says so and exits.
@@ -27,6 +30,8 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # virtio_pci and virtio_pmem come last: the NVDIMMs' regions are numbered
 # first, so they stay pmem0 and pmem1 when virtio-pmem devices are present.
 WANT_MODULES=(crc32c_generic libcrc32c crc16 mbcache jbd2 ext4 xfs libnvdimm nd_btt nd_pmem nfit virtio_pci virtio_pmem)
+# shellcheck disable=SC2206 # a list of module names, split on blanks
+WANT_MODULES+=(${SMVM_EXTRA_MODULES:-})
 TOOLS=(/sbin/mkfs.ext4 /sbin/mkfs.xfs)
 
 say() { printf 'mkinitramfs: %s\n' "$*" >&2; }

@@ -4,6 +4,7 @@
 # Usage: run-suite.sh CACHE_DIR CRASH_BINARY CRASH_TP_BINARY   (the crash suite)
 #        run-suite.sh --functional CACHE_DIR CRASH_BINARY TEST_BINARY...
 #        run-suite.sh --apps CACHE_DIR BUILD_DIR   (pmlog, logd, LMDB: apps-suite.sh)
+#        run-suite.sh --failing-device CACHE_DIR FAILDEV [FAILDEV-MUTANT...]
 # SYNCMAP_VM: short (default: two rounds, i.e. every storage kind on ext4 and
 # on xfs with the library's defaults, the second round crashing FAULT kinds
 # at their first grain touch), long (312 cycles, in one guest per core:
@@ -16,14 +17,12 @@
 # durability test that did not run must not look like one that passed.
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-functional=0 apps=0
-if [ "${1:-}" = --functional ]; then
-	functional=1
-	shift
-elif [ "${1:-}" = --apps ]; then
-	apps=1
-	shift
-fi
+functional=0 apps=0 faildev=0
+case ${1:-} in
+--functional) functional=1; shift ;;
+--apps) apps=1; shift ;;
+--failing-device) faildev=1; shift ;;
+esac
 skip() {
 	if [ "${CI:-}" = true ]; then
 		echo "vm: $*: CI=true, so this is a failure, not a skip"
@@ -54,6 +53,9 @@ if [ "$apps" = 1 ]; then
 	[ $# = 2 ] || { echo "usage: $0 --apps CACHE_DIR BUILD_DIR" >&2; exit 2; }
 	[ "${SYNCMAP_VM:-short}" = short ] && cycles=6
 	exec "$HERE/apps-suite.sh" "$1" "$2" "$cycles" ${SYNCMAP_VM_SEED:+"$SYNCMAP_VM_SEED"}
+fi
+if [ "$faildev" = 1 ]; then
+	exec "$HERE/faildev.sh" "$@"
 fi
 [ $# = 3 ] || { echo "usage: $0 CACHE_DIR CRASH_BINARY CRASH_TP_BINARY" >&2; exit 2; }
 CRASH_TP=$3 exec "$HERE/crash-suite.sh" "$1" "$2" "$cycles" ${SYNCMAP_VM_SEED:+"$SYNCMAP_VM_SEED"}

@@ -12,7 +12,7 @@
 # the old one).
 set -euo pipefail
 
-PKGS=(qemu-system-x86 busybox-static e2fsprogs xfsprogs cpio kmod)
+PKGS=(qemu-system-x86 busybox-static e2fsprogs xfsprogs cpio kmod dmsetup)
 
 say() { printf 'setup: %s\n' "$*" >&2; }
 die() { say "error: $*"; exit 1; }
