@@ -66,6 +66,8 @@
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=tests/vm/suite-lib.sh
+. "$HERE/suite-lib.sh"
 COMMAND="$0 $*"
 [ $# -ge 3 ] || { echo "usage: $0 CACHE_DIR CRASH_BINARY CYCLES [SEED]" >&2; exit 2; }
 mkdir -p "$1"
@@ -109,18 +111,7 @@ ln -sfn "$CRASH_TP" "$WORK/bin/crash-tp"
 mkdir -p "$(dirname "$RESULTS")"
 exec > >(tee "$RESULTS") 2>&1
 TEE=$!
-src_commit() {
-	local c
-	c=$(git -C "$HERE" rev-parse HEAD 2>/dev/null) || { echo unknown; return; }
-	[ -z "$(git -C "$HERE" status --porcelain --untracked-files=no 2>/dev/null)" ] || c="$c+uncommitted"
-	echo "$c"
-}
-echo "# command: $COMMAND"
-echo "# cwd: $PWD"
-echo "# commit: $(src_commit)"
-echo "# seed: $SEED  cycles: ${CRASH_FIRST:-0}..$((CYCLES - 1))  kinds: ${KINDS[*]}${CRASH_LANE:+  lane: $CRASH_LANE of $LANES}${PARENT:+  lanes: $LANES}"
-echo "# guest kernel: $SMVM_KVER  qemu: $(${SMVM_QEMU:-qemu-system-x86_64} --version | head -n 1)"
-echo "# host: $(uname -r), $(nproc) CPUs; $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+suite_identity "$SEED  cycles: ${CRASH_FIRST:-0}..$((CYCLES - 1))  kinds: ${KINDS[*]}${CRASH_LANE:+  lane: $CRASH_LANE of $LANES}${PARENT:+  lanes: $LANES}"
 echo "# crash: $CRASH sha256 $(sha256sum "$CRASH" | cut -c1-16)"
 echo "# crash-tp: $CRASH_TP sha256 $(sha256sum "$CRASH_TP" | cut -c1-16)"
 [ -z "${CRASH_NOTE:-}" ] || echo "# note: $CRASH_NOTE"
@@ -133,26 +124,11 @@ CYCLE_LINES=$WORK/cycles.$$
 : >"$CYCLE_LINES"
 trap 'rm -f "$CYCLE_LINES"' EXIT
 
-# boot NAME VM.SH-ARGS... -- sets OUT (result lines); returns vm.sh's status.
-boot() {
-	local name=$1 rc=0
-	shift
-	OUT=$("$HERE/vm.sh" "$CACHE" --initrd "$WORK/initramfs.cpio.gz" --images "$WORK/images" \
-		--log "$LOGS/$name.log" --status "$LOGS/$name.status" --timeout 240 "$@" 2>>"$LOGS/vm.err") || rc=$?
-	return $rc
-}
-
 progress() { # TAG: "STORED ACKED" from the last report of TAG in OUT
 	local l
 	l=$(grep -E "^p $1 [0-9]+ [0-9]+$" <<<"$OUT" | tail -n 1 || true)
 	[ -n "$l" ] && echo "${l#p "$1" }" || echo "0 0"
 }
-
-field() { # LINE KEY
-	sed -n "s/.*[ ^]$2=\([0-9a-z-]*\).*/\1/p" <<<"$1"
-}
-
-big_random() { echo $(((RANDOM << 15) | RANDOM)); }
 
 TP_TURN=(msync mprotect touch engine)
 for ((i = ${CRASH_FIRST:-0}; i < CYCLES; i++)); do
@@ -191,17 +167,7 @@ for ((i = ${CRASH_FIRST:-0}; i < CYCLES; i++)); do
 	seed=$(big_random)
 	[ -n "$tp" ] && method=testpoint
 
-	case $kind in
-	dax-kernel) mode=kernel persist=cpu opts_e=dax=always,commit=600 opts_x=dax=always env=":" ;;
-	dax-fault) mode=fault persist=cpu opts_e=dax=always,commit=600 opts_x=dax=always env="export SYNCMAP_MODE=fault" ;;
-	pagecache) mode=fault persist=msync opts_e=dax=never,commit=600 opts_x=dax=never env=":" ;;
-	virtio) mode=fault persist=msync opts_e=dax=always,commit=600 opts_x=dax=always env=":" ;;
-	esac
-	devs=":" vmdev=()
-	if [ "$kind" = virtio ]; then
-		devs="export SMVM_EXT4_DEV=/dev/vpmem0 SMVM_XFS_DEV=/dev/vpmem1"
-		vmdev=(--virtio-pmem)
-	fi
+	kind_setup "$kind"
 	# A negative check (mutants.sh): the mapping the library replaces.
 	[ -n "${CRASH_CASE_MODE:-}" ] && mode=$CRASH_CASE_MODE
 	[ "$cfg" = engine-off ] && env="$env; export SYNCMAP_PRESYNC=0"
@@ -221,17 +187,9 @@ for ((i = ${CRASH_FIRST:-0}; i < CYCLES; i++)); do
 	esac
 	name=$(printf 'c%03d-%s-%s' "$i" "$kind" "$fs")
 
-	# Timers must not save the control: page cache writes dirty pages back
-	# after 30 s, or once 10% of memory is dirty (a random-order case dirties
-	# ~40 MB); ext4 commits every 5 s and xfs forces its log every 30 s.  All
-	# go to 600 s and 80%, so that only syncs save data.  (At 60 s a cycle
-	# on a loaded host, 98 s of writing, had its control saved by them.)
-	# Before the mounts: xfs arms its log worker with the value at mount.
+	# Timers held back (suite-lib.sh), before the mounts.
 	script="$devs
-echo 60000 >/proc/sys/vm/dirty_expire_centisecs
-echo 60000 >/proc/sys/fs/xfs/xfssyncd_centisecs
-echo 80 >/proc/sys/vm/dirty_background_ratio
-echo 90 >/proc/sys/vm/dirty_ratio
+$HOLD_WRITEBACK
 smvm mkfs-ext4 $opts_e
 smvm mkfs-xfs $opts_x
 $env
@@ -247,7 +205,7 @@ smvm say writer-exit rc=\$rc"
 	start=$(grep -E '^start case ' <<<"$out1" | head -n 1 || true)
 	read -r stored acked <<<"$(progress case)"
 	read -r cstored cacked <<<"$(progress control)"
-	[ "$b1" = 0 ] || why+=("boot 1: $(sed -n 's/^outcome=//p' "$LOGS/$name-1.status" 2>/dev/null || echo '?'), vm.sh exit $b1")
+	[ "$b1" = 0 ] || why+=("boot 1: $(boot_outcome "$name-1"), vm.sh exit $b1")
 	grep -qE '^(error|writer-exit)' <<<"$out1" && why+=("writer: $(grep -E '^(error|writer-exit)' <<<"$out1" | head -n 2 | tr '\n' ' ')")
 	[ -n "$start" ] || why+=("no start line")
 	if [ -n "$start" ]; then

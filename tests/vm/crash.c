@@ -47,6 +47,7 @@
  */
 #include "config.h"
 #include "flush.h"
+#include "records.h"
 #include "region.h"
 #include "syncmap.h"
 
@@ -158,15 +159,6 @@ static void parse(int argc, char **argv, struct args *a)
 		usage();
 }
 
-static uint64_t mix(uint64_t x)
-{
-	x ^= x >> 33;
-	x *= 0xff51afd7ed558ccdull;
-	x ^= x >> 33;
-	x *= 0xc4ceb9fe1a85ec53ull;
-	return x ^ (x >> 33);
-}
-
 /* The i-th page written, in file pages: first the pre-written pages
  * [0, pre) in order, then the others in order (seq) or in a fixed
  * permutation drawn from the seed (rand). */
@@ -177,7 +169,7 @@ static void write_order(uint32_t *order, int rand, long pre, uint64_t seed)
 	if (!rand)
 		return;
 	for (uint32_t i = FILE_PAGES - 1; i > (uint32_t)pre; i--) {
-		uint32_t j = (uint32_t)pre + (uint32_t)(mix(seed + i) % (i - (uint32_t)pre + 1)),
+		uint32_t j = (uint32_t)pre + (uint32_t)(vr_mix(seed + i) % (i - (uint32_t)pre + 1)),
 			 t = order[i];
 
 		order[i] = order[j];
@@ -187,7 +179,7 @@ static void write_order(uint32_t *order, int rand, long pre, uint64_t seed)
 
 static uint64_t word(uint64_t seed, uint32_t page, size_t k)
 {
-	return mix(seed ^ ((uint64_t)page << 20) ^ k) | 1; /* never zero: a hole reads as zeros */
+	return vr_mix(seed ^ ((uint64_t)page << 20) ^ k) | 1; /* never zero: a hole reads as zeros */
 }
 
 static void fill(uint64_t *w, uint32_t page, uint64_t seed)

@@ -1,0 +1,46 @@
+/* SPDX-License-Identifier: MIT */
+/* apputil.h -- what the application crash programs share: KEY=VALUE arguments, the crash triggers, a step counter
+ *
+ * The programs run in the DAX guest (tests/vm/apps-suite.sh): they print
+ * "SMVM: ..." lines for the host and end the boot with sysrq-b, at once or
+ * after a random delay, so that the reset may land inside the call under
+ * test.
+ */
+#ifndef VM_APPUTIL_H
+#define VM_APPUTIL_H
+
+#include <signal.h>
+#include <stdint.h>
+
+/* The value of KEY=VALUE among argv[0..argc), or def. */
+const char *au_arg(int argc, char **argv, const char *key, const char *def);
+/* The number of KEY=VALUE, or def; exits with a usage error outside [lo, hi]. */
+long au_num(int argc, char **argv, const char *key, long def, long lo, long hi);
+/* Exit 2 unless every argument is KEY=VALUE with KEY in the NULL-ended keys. */
+void au_check_keys(int argc, char **argv, const char *const *keys);
+
+/* Print "SMVM: error: WHAT: strerror(errno)" and exit 1. */
+void au_die(const char *what);
+
+/* Open /proc/sysrq-trigger and install the timer's SIGALRM handler.  With
+ * APPS_CRASH_EXIT=1 (trying a program on a host) the process exits with
+ * status 75 instead of resetting anything. */
+void au_crash_init(void);
+
+/* 1 while the program is inside the call a timed crash is meant to cut
+ * (an append, a commit); the reset line reports it. */
+extern volatile sig_atomic_t au_inside;
+
+/* Print "SMVM: reset WHY AT", wait until the console has sent it, then
+ * reset the guest (sysrq-b: nothing synced, nothing unmounted). */
+void au_crash_now(const char *why, long at);
+
+/* In us microseconds, from a signal handler wherever the program is:
+ * print "SMVM: reset timer AT inside=0|1" and reset the guest. */
+void au_crash_after(long at, long us);
+
+/* A counter in a file of the guest's tmpfs root, shared by a leading and a
+ * following process so that both write in step. */
+volatile uint64_t *au_step_map(const char *path);
+
+#endif
