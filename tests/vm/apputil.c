@@ -62,7 +62,7 @@ void au_check_keys(int argc, char **argv, const char *const *keys)
 	}
 }
 
-void au_die(const char *what)
+_Noreturn void au_die(const char *what)
 {
 	printf("SMVM: error: %s: %s\n", what, strerror(errno));
 	exit(1);

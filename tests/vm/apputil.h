@@ -20,7 +20,7 @@ long au_num(int argc, char **argv, const char *key, long def, long lo, long hi);
 void au_check_keys(int argc, char **argv, const char *const *keys);
 
 /* Print "SMVM: error: WHAT: strerror(errno)" and exit 1. */
-void au_die(const char *what);
+_Noreturn void au_die(const char *what);
 
 /* Open /proc/sysrq-trigger and install the timer's SIGALRM handler.  With
  * APPS_CRASH_EXIT=1 (trying a program on a host) the process exits with
