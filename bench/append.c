@@ -16,12 +16,22 @@
  * msync: after the first write, store + persist should cost what it costs on
  * a plain mapping.
  *
- * Usage: append [-d DIR] [-s SIZES] [-T THREADS] [-n RECORDS] [-m METHODS] [-O] [-R]
+ * Next to the latencies: cpu, the CPU time of every thread of the process
+ * (the library's pre-sync engine included) per record, from before the open
+ * to after the close, so that map-time work and work on the other CPU count.
+ *
+ * -r ROUNDS repeats every (size, threads, pass) group, the methods in forward
+ * order in odd rounds and reversed in even ones, and ends each group with a
+ * summary: per method the median [min-max] over the rounds, and its ratio to
+ * msync (plain mmap + msync, what syncmap replaces) in the same round.
+ *
+ * Usage: append [-d DIR] [-s SIZES] [-T THREADS] [-n RECORDS] [-m METHODS] [-r ROUNDS] [-O] [-R]
  *   -d DIR     run in DIR (default: a fresh ext4 on a loop device over /dev/shm)
  *   -s SIZES   record sizes, comma-separated (default 64,1024,4096)
  *   -T LIST    thread counts (default 1,2)
  *   -n N       records per run (default 4096)
- *   -R         run the methods in reverse order (to check order effects)
+ *   -r ROUNDS  repeat each group ROUNDS times and summarize (default 1)
+ *   -R         start with the methods in reverse order (to check order effects)
  */
 #include "bench.h"
 #include "helpers.h"
@@ -30,6 +40,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -133,17 +144,25 @@ static void close_log(struct run *r)
 	close(r->fd);
 }
 
-static void one(enum method m, size_t rec, int threads, int fresh, const char *pass)
+/* One run's measurements; err != 0 when it failed. */
+struct row {
+	int err;
+	double tput, p50, p99, p999, max, cpu; /* records/s; us; us per record */
+};
+
+static struct row one(enum method m, size_t rec, int threads, int fresh)
 {
 	struct run r = {.m = m, .rec = rec, .n = nrec, .threads = threads};
+	struct row out = {0};
 	pthread_t t[8];
-	double t0, secs;
+	double t0, cpu0, secs;
 
 	r.lat = calloc((size_t)r.n, sizeof(double));
-	if (open_log(&r, fresh) != 0) {
-		printf("%-10s %-9s %6zu %2d  error: %s\n", method_names[m], pass, rec, threads,
-		       strerror(errno));
-		return;
+	cpu0 = cpu_us();
+	if (r.lat == NULL || open_log(&r, fresh) != 0) {
+		out.err = errno;
+		free(r.lat);
+		return out;
 	}
 	t0 = now_us();
 	for (int i = 0; i < threads; i++)
@@ -152,18 +171,30 @@ static void one(enum method m, size_t rec, int threads, int fresh, const char *p
 		pthread_join(t[i], NULL);
 	secs = (now_us() - t0) / 1e6;
 	close_log(&r);
-	if (r.err != 0) {
-		printf("%-10s %-9s %6zu %2d  error: %s\n", method_names[m], pass, rec, threads,
-		       strerror(r.err));
-		free(r.lat);
-		return;
+	out.cpu = (cpu_us() - cpu0) / (double)r.n;
+	out.err = r.err;
+	if (out.err == 0) {
+		qsort(r.lat, (size_t)r.n, sizeof(double), cmp_double);
+		out.tput = (double)r.n / secs;
+		out.p50 = r.lat[r.n / 2];
+		out.p99 = r.lat[(long)((double)r.n * 0.99)];
+		out.p999 = r.lat[(long)((double)r.n * 0.999)];
+		out.max = r.lat[r.n - 1];
 	}
-	qsort(r.lat, (size_t)r.n, sizeof(double), cmp_double);
-	printf("%-10s %-9s %6zu %2d %11.0f %9.1f %9.1f %9.1f %9.1f\n", method_names[m], pass, rec, threads,
-	       (double)r.n / secs, r.lat[r.n / 2], r.lat[(long)((double)r.n * 0.99)],
-	       r.lat[(long)((double)r.n * 0.999)], r.lat[r.n - 1]);
-	fflush(stdout);
 	free(r.lat);
+	return out;
+}
+
+static void print_row(enum method m, const char *pass, size_t rec, int threads, int round,
+		      const struct row *w)
+{
+	if (w->err != 0)
+		printf("%-10s %-9s %6zu %2d %5d  error: %s\n", method_names[m], pass, rec, threads, round,
+		       strerror(w->err));
+	else
+		printf("%-10s %-9s %6zu %2d %5d %11.0f %9.1f %9.1f %9.1f %9.1f %9.2f\n", method_names[m],
+		       pass, rec, threads, round, w->tput, w->p50, w->p99, w->p999, w->max, w->cpu);
+	fflush(stdout);
 }
 
 static int listed(const char *list, const char *word)
@@ -175,27 +206,77 @@ static int listed(const char *list, const char *word)
 	return strstr(buf, key) != NULL;
 }
 
+/* Every method asked for, on one (size, threads, pass) group, ROUNDS times;
+ * then the summary. */
+static void group(const char *methods, size_t rec, int threads, int fresh, int rounds, int reverse)
+{
+	static const char *const names[] = {"records/s", "p50", "p99", "p99.9", "max", "cpu/record"};
+	const char *pass = fresh ? "fresh" : "overwrite";
+	int last = fresh ? M_COUNT - 1 : M_MSYNC; /* overwrite: the mapped methods only */
+	static struct rounds t;
+
+	t.nrounds = rounds;
+	t.nrows = M_COUNT;
+	t.nmetrics = (int)(sizeof(names) / sizeof(names[0]));
+	for (int k = 0; k < t.nmetrics; k++)
+		t.metric[k] = names[k];
+	for (int round = 0; round < rounds; round++)
+		for (int i = 0; i < M_COUNT; i++) {
+			/* Alternate the order from round to round: no method always runs first. */
+			int m = (round % 2) ^ reverse ? M_COUNT - 1 - i : i;
+			struct row w;
+
+			t.row[m] = method_names[m];
+			for (int k = 0; k < t.nmetrics; k++)
+				t.v[round][m][k] = NAN;
+			if (m > last || !listed(methods, method_names[m]))
+				continue;
+			w = one((enum method)m, rec, threads, fresh);
+			print_row((enum method)m, pass, rec, threads, round + 1, &w);
+			if (w.err == 0) {
+				const double v[] = {w.tput, w.p50, w.p99, w.p999, w.max, w.cpu};
+
+				for (int k = 0; k < t.nmetrics; k++)
+					t.v[round][m][k] = v[k];
+			}
+		}
+	if (rounds < 2)
+		return;
+	printf("# summary: %s, %zu-byte records, %d thread%s, %d rounds; median [min-max] over the rounds "
+	       "(ratios: same round)\n",
+	       pass, rec, threads, threads > 1 ? "s" : "", rounds);
+	rounds_head(&t);
+	for (int m = 0; m < M_COUNT; m++)
+		rounds_line(&t, m, -1);
+	for (int m = 0; m < M_COUNT; m++)
+		if (m != M_MSYNC)
+			rounds_line(&t, m, M_MSYNC);
+	fflush(stdout);
+}
+
 int main(int argc, char **argv)
 {
 	const char *sizes = "64,1024,4096", *threads = "1,2", *methods = "syncmap,msync,fdatasync,dsync";
-	int overwrite = 0, reverse = 0, c;
+	int overwrite = 0, reverse = 0, rounds = 1, c;
 	struct loopfs fs;
 	struct utsname u;
 	char *save, *tok, buf[128];
 
-	while ((c = getopt(argc, argv, "d:s:T:n:m:OR")) != -1) {
+	while ((c = getopt(argc, argv, "d:s:T:n:m:r:OR")) != -1) {
 		switch (c) {
 		case 'd': dir = optarg; break;
 		case 's': sizes = optarg; break;
 		case 'T': threads = optarg; break;
 		case 'n': nrec = atol(optarg); break;
 		case 'm': methods = optarg; break;
+		case 'r': rounds = atoi(optarg); break;
 		case 'O': overwrite = 1; break;
 		case 'R': reverse = 1; break;
 		default:
 			fprintf(stderr,
-				"usage: %s [-d DIR] [-s SIZES] [-T THREADS] [-n RECORDS] [-m METHODS] [-O] "
-				"[-R]\n",
+				"usage: %s [-d DIR] [-s SIZES] [-T THREADS] [-n RECORDS] [-m METHODS] [-r "
+				"ROUNDS] "
+				"[-O] [-R]\n",
 				argv[0]);
 			return 2;
 		}
@@ -204,13 +285,18 @@ int main(int argc, char **argv)
 		fprintf(stderr, "append: -n must be at least 1000 (p99.9 needs it)\n");
 		return 2;
 	}
+	if (rounds < 1 || rounds > BENCH_ROUNDS) {
+		fprintf(stderr, "append: -r must be 1..%d\n", BENCH_ROUNDS);
+		return 2;
+	}
 	dir = bench_dir(dir, &fs, 1024, "append");
 	uname(&u);
-	printf("# append: %ld durable records per run, fresh sparse file per run, in %s (kernel %s)\n", nrec,
-	       dir, u.release);
-	printf("# latency of one append (copy + persist), microseconds\n");
-	printf("%-10s %-9s %6s %2s %11s %9s %9s %9s %9s\n", "method", "pass", "size", "T", "records/s", "p50",
-	       "p99", "p99.9", "max");
+	printf("# append: %ld durable records per run, fresh sparse file per run, %d round%s, in %s (kernel "
+	       "%s)\n",
+	       nrec, rounds, rounds > 1 ? "s" : "", dir, u.release);
+	printf("# latency of one append (copy + persist), microseconds; cpu: every thread, per record\n");
+	printf("%-10s %-9s %6s %2s %5s %11s %9s %9s %9s %9s %9s\n", "method", "pass", "size", "T", "round",
+	       "records/s", "p50", "p99", "p99.9", "max", "cpu");
 	snprintf(buf, sizeof(buf), "%s", sizes);
 	for (tok = strtok_r(buf, ",", &save); tok != NULL; tok = strtok_r(NULL, ",", &save)) {
 		size_t rec = (size_t)atol(tok);
@@ -221,18 +307,9 @@ int main(int argc, char **argv)
 			snprintf(tn, sizeof(tn), "%d", t);
 			if (!listed(threads, tn))
 				continue;
-			for (int i = 0; i < M_COUNT; i++) {
-				int m = reverse ? M_COUNT - 1 - i : i;
-
-				if (listed(methods, method_names[m]))
-					one((enum method)m, rec, t, 1, "fresh");
-			}
-			for (int i = 0; overwrite && i <= M_MSYNC; i++) {
-				int m = reverse ? M_MSYNC - i : i;
-
-				if (listed(methods, method_names[m]))
-					one((enum method)m, rec, t, 0, "overwrite");
-			}
+			group(methods, rec, t, 1, rounds, reverse);
+			if (overwrite)
+				group(methods, rec, t, 0, rounds, reverse);
 		}
 	}
 	if (dir == fs.dir)

@@ -7,24 +7,44 @@
  * every way libsyncmap can map a file, side by side in one run:
  *
  *   plain     mmap(MAP_SHARED), no guarantee (the baseline)
- *   kernel    syncmap KERNEL mode = the kernel's MAP_SYNC, where it exists
+ *   kernel    syncmap KERNEL mode = the kernel's MAP_SYNC, where it exists,
+ *             with the kernel's default fault size (2 MiB on DAX where it can)
+ *   kernel-4k as kernel, kept to 4 KiB faults (MADV_NOHUGEPAGE)
  *   fault-4k  syncmap FAULT mode, 4 KiB grains, no pre-sync
  *   fault     syncmap FAULT mode, the default grain, no pre-sync
  *   presync   syncmap FAULT mode, the default grain, pre-sync engine on
  * and, only when asked for with -v:
  *   noreserve   as fault, without the fallocate of each grain (SYNCMAP_RESERVE=0)
  *   fault-256k  as fault, 256 KiB grains
+ *   fault-1m    as fault, 1 MiB grains (one sync per 256 pages)
  *
  * Each variant runs in its own process (fresh library state, its own
  * environment; SYNCMAP_PRESYNC_DEPTH is taken from the caller's).  Latency
  * is that of the one store that first touches each page, fault included,
- * read with clock_gettime around it.  The page cache
- * of the file is dropped and MADV_RANDOM set first, so that every page is a
- * fault of its own (the host kernel maps large folios at once otherwise).
+ * read with clock_gettime around it.  Next to it, per page: the CPU time of
+ * every thread of the process (the pre-sync engine's included) and the wall
+ * time, both from before the map to after the unmap, so that map-time work
+ * and work done on the other CPU are counted too.
  *
- * Usage: faults [-d DIR] [-n PAGES] [-r RUNS] [-o seq|rand] [-v VARIANTS] [-H]
+ * Two ways to map (-m):
+ *   users   (default) mappings as programs make them: no hints.  On the host
+ *           the kernel maps large folios of page cache at once, so a plain
+ *           mapping takes far fewer faults than it has pages.
+ *   hinted  every mapping gets MADV_RANDOM and MADV_NOHUGEPAGE, so that every
+ *           page is a fault of its own, as in the kernel patch's experiment:
+ *           the anatomy of one fault, not what a user sees.
+ *
+ * -R ROUNDS repeats the whole table, the variants in forward order in odd
+ * rounds and reversed in even ones, and ends with a summary: per variant the
+ * median [min - max] over the rounds of each round's value, and of its ratio
+ * to each base variant (-b) measured in the same round.
+ *
+ * Usage: faults [-d DIR] [-n PAGES] [-r RUNS] [-o seq|rand] [-v VARIANTS] [-m users|hinted]
+ *               [-F empty|prealloc] [-L none|copy] [-R ROUNDS] [-b BASES] [-H]
  *   -d DIR   run in DIR (default: a fresh ext4 on a loop device over /dev/shm)
  *   -v LIST  comma-separated variants (default: all but the -v-only ones)
+ *   -F, -L   only this file state, only this load (default: both)
+ *   -b LIST  bases of the summary's ratios (default plain)
  *   -H       print the power-of-two histograms ("4 - 7 us: 398")
  */
 #include "bench.h"
@@ -52,18 +72,27 @@
 struct variant {
 	const char *name, *mode, *grain, *presync, *reserve;
 	int plain, extra; /* extra: run only when named with -v */
+	int small_faults; /* MADV_NOHUGEPAGE even when users' mappings are measured */
 };
 
 static const struct variant variants[] = {
-	{"plain", NULL, NULL, NULL, NULL, 1, 0},	{"kernel", "kernel", NULL, "0", NULL, 0, 0},
-	{"fault-4k", "fault", "4096", "0", NULL, 0, 0}, {"fault", "fault", NULL, "0", NULL, 0, 0},
-	{"noreserve", "fault", NULL, "0", "0", 0, 1},	{"fault-256k", "fault", "262144", "0", NULL, 0, 1},
-	{"presync", "fault", NULL, "1", NULL, 0, 0},
+	{"plain", NULL, NULL, NULL, NULL, 1, 0, 0},
+	{"kernel", "kernel", NULL, "0", NULL, 0, 0, 0},
+	{"kernel-4k", "kernel", NULL, "0", NULL, 0, 0, 1},
+	{"fault-4k", "fault", "4096", "0", NULL, 0, 0, 0},
+	{"fault", "fault", NULL, "0", NULL, 0, 0, 0},
+	{"noreserve", "fault", NULL, "0", "0", 0, 1, 0},
+	{"fault-256k", "fault", "262144", "0", NULL, 0, 1, 0},
+	{"fault-1m", "fault", "1048576", "0", NULL, 0, 1, 0},
+	{"presync", "fault", NULL, "1", NULL, 0, 0, 0},
 };
+#define NVARIANTS (sizeof(variants) / sizeof(variants[0]))
+#define MAX_ROUNDS BENCH_ROUNDS
+_Static_assert(NVARIANTS <= BENCH_ROWS, "struct rounds holds a row per variant");
 
-static int npages = 512, runs = 5, random_order, histograms;
+static int npages = 512, runs = 5, random_order, histograms, hinted, rounds = 1;
 static const char *dir;
-static char only[256];
+static char only[256], bases[256] = ",plain,";
 
 /* A background file copy on the same filesystem, until killed. */
 static pid_t start_copy_load(void)
@@ -113,9 +142,13 @@ static void stop_load(pid_t pid)
 }
 
 /* One run of one variant, in this (child) process: lat[i] gets the first
- * write of the i-th page.  Returns 0, or an errno (ENOTSUP: no MAP_SYNC). */
-static int run_variant(const struct variant *v, int prealloc, double *lat, struct syncmap_stats *st)
+ * write of the i-th page, *cpu and *wall add this run's CPU and wall time
+ * from before the map to after the unmap.  Returns 0, or an errno (ENOTSUP:
+ * no MAP_SYNC). */
+static int run_variant(const struct variant *v, int prealloc, double *lat, double *cpu, double *wall,
+		       struct syncmap_stats *st)
 {
+	double cpu0, wall0;
 	size_t len = (size_t)npages * PG * (random_order ? 4 : 1);
 	char path[512];
 	unsigned char *p;
@@ -152,6 +185,8 @@ static int run_variant(const struct variant *v, int prealloc, double *lat, struc
 					break;
 				}
 		}
+	cpu0 = cpu_us();
+	wall0 = now_us();
 	if (v->plain)
 		p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	else
@@ -163,10 +198,12 @@ static int run_variant(const struct variant *v, int prealloc, double *lat, struc
 		unlink(path);
 		return err;
 	}
-	/* One fault per 4 KiB page, as in the original: no read-around, and no
-	 * 2 MiB DAX faults (which map 512 pages at once). */
-	madvise(p, len, MADV_RANDOM);
-	madvise(p, len, MADV_NOHUGEPAGE);
+	/* Hinted: one fault per 4 KiB page, as in the original (no read-around,
+	 * no 2 MiB DAX faults, which map 512 pages at once). */
+	if (hinted)
+		madvise(p, len, MADV_RANDOM);
+	if (hinted || v->small_faults)
+		madvise(p, len, MADV_NOHUGEPAGE);
 	for (int i = 0; i < npages; i++) {
 		volatile unsigned char *q = p + order[i] * PG;
 		double t0 = now_us();
@@ -179,6 +216,8 @@ static int run_variant(const struct variant *v, int prealloc, double *lat, struc
 		munmap(p, len);
 	else
 		syncmap_munmap(p, len);
+	*wall += now_us() - wall0;
+	*cpu += cpu_us() - cpu0;
 	close(fd);
 	unlink(path);
 	free(order);
@@ -187,7 +226,7 @@ static int run_variant(const struct variant *v, int prealloc, double *lat, struc
 
 struct result {
 	int err;
-	double min, avg, p50, p99, max;
+	double min, avg, p50, p99, max, cpu, wall; /* cpu, wall: per page */
 	unsigned long long faults, syncs;
 	unsigned hist[32];
 };
@@ -230,6 +269,7 @@ static struct result measure(const struct variant *v, int prealloc)
 		int n = npages * runs;
 		double *lat = malloc((size_t)n * sizeof(*lat));
 		struct syncmap_stats st = {0};
+		double cpu = 0, wall = 0;
 
 		close(pfd[0]);
 		if (v->mode)
@@ -240,9 +280,11 @@ static struct result measure(const struct variant *v, int prealloc)
 			setenv("SYNCMAP_PRESYNC", v->presync, 1);
 		setenv("SYNCMAP_RESERVE", v->reserve ? v->reserve : "1", 1); /* not the caller's */
 		for (int i = 0; i < runs && r.err == 0; i++)
-			r.err = run_variant(v, prealloc, lat + i * npages, &st);
+			r.err = run_variant(v, prealloc, lat + i * npages, &cpu, &wall, &st);
 		if (r.err == 0) {
 			summarize(lat, n, &r);
+			r.cpu = cpu / n;
+			r.wall = wall / n;
 			r.faults = st.faults;
 			r.syncs = st.syncs;
 		}
@@ -269,70 +311,145 @@ static void print_hist(const char *label, const struct result *r)
 	}
 }
 
+/* Only the variants asked for with -v, else all but the -v-only ones. */
+static int wanted(const struct variant *v)
+{
+	char key[64];
+
+	snprintf(key, sizeof(key), ",%s,", v->name);
+	return only[0] != '\0' ? strstr(only, key) != NULL : !v->extra;
+}
+
+/* The summary of -R rounds: every variant's values, then its ratios to each base. */
+static void summary(struct result res[][NVARIANTS], int prealloc, int load)
+{
+	static const char *const names[] = {"avg", "p50", "p99", "max", "cpu/page", "wall/page"};
+	static struct rounds t;
+
+	t.nrounds = rounds;
+	t.nrows = (int)NVARIANTS;
+	t.nmetrics = (int)(sizeof(names) / sizeof(names[0]));
+	for (int k = 0; k < t.nmetrics; k++)
+		t.metric[k] = names[k];
+	for (int v = 0; v < t.nrows; v++) {
+		t.row[v] = variants[v].name;
+		for (int i = 0; i < rounds; i++) {
+			const struct result *r = &res[i][v];
+			const double m[] = {r->avg, r->p50, r->p99, r->max, r->cpu, r->wall};
+
+			for (int k = 0; k < t.nmetrics; k++)
+				t.v[i][v][k] = r->err != 0 || !wanted(&variants[v]) ? NAN : m[k];
+		}
+	}
+	printf("# summary: %s file, load %s, %d rounds; median [min-max] over the rounds (us; ratios: same "
+	       "round)\n",
+	       prealloc ? "prealloc" : "empty", load ? "copy" : "none", rounds);
+	rounds_head(&t);
+	for (int v = 0; v < t.nrows; v++)
+		rounds_line(&t, v, -1);
+	for (int b = 0; b < t.nrows; b++) {
+		char key[64];
+
+		snprintf(key, sizeof(key), ",%s,", variants[b].name);
+		if (strstr(bases, key) != NULL)
+			for (int v = 0; v < t.nrows; v++)
+				if (v != b)
+					rounds_line(&t, v, b);
+	}
+}
+
 int main(int argc, char **argv)
 {
+	static struct result res[MAX_ROUNDS][NVARIANTS];
+	const char *files = "prealloc,empty", *loads = "none,copy";
 	struct loopfs fs;
 	struct utsname u;
 	int c;
 
-	while ((c = getopt(argc, argv, "d:n:r:o:v:H")) != -1) {
+	while ((c = getopt(argc, argv, "d:n:r:o:v:m:F:L:R:b:H")) != -1) {
 		switch (c) {
 		case 'd': dir = optarg; break;
 		case 'n': npages = atoi(optarg); break;
 		case 'r': runs = atoi(optarg); break;
 		case 'o': random_order = strcmp(optarg, "rand") == 0; break;
 		case 'v': snprintf(only, sizeof(only), ",%s,", optarg); break;
+		case 'm': hinted = strcmp(optarg, "hinted") == 0; break;
+		case 'F': files = optarg; break;
+		case 'L': loads = optarg; break;
+		case 'R': rounds = atoi(optarg); break;
+		case 'b': snprintf(bases, sizeof(bases), ",%s,", optarg); break;
 		case 'H': histograms = 1; break;
 		default:
 			fprintf(stderr,
-				"usage: %s [-d DIR] [-n PAGES] [-r RUNS] [-o seq|rand] [-v LIST] [-H]\n",
+				"usage: %s [-d DIR] [-n PAGES] [-r RUNS] [-o seq|rand] [-v LIST] [-m "
+				"users|hinted] "
+				"[-F empty|prealloc] [-L none|copy] [-R ROUNDS] [-b BASES] [-H]\n",
 				argv[0]);
 			return 2;
 		}
 	}
-	if (npages < 1 || npages > MAX_PAGES || runs < 1) {
-		fprintf(stderr, "faults: -n must be 1..%d and -r at least 1\n", MAX_PAGES);
+	if (npages < 1 || npages > MAX_PAGES || runs < 1 || rounds < 1 || rounds > MAX_ROUNDS) {
+		fprintf(stderr, "faults: -n must be 1..%d, -r at least 1, -R 1..%d\n", MAX_PAGES, MAX_ROUNDS);
 		return 2;
 	}
 	dir = bench_dir(dir, &fs, 1024, "faults");
 	uname(&u);
-	printf("# faults: %d first writes of 4 KiB per run, %d runs, %s order, in %s (kernel %s)\n", npages,
-	       runs, random_order ? "random" : "sequential", dir, u.release);
-	printf("# latency of the first store to each page, fault included, in microseconds\n");
-	printf("%-9s %-8s %-5s %9s %9s %9s %9s %9s %8s %8s\n", "variant", "file", "load", "min", "avg", "p50",
-	       "p99", "max", "faults", "syncs");
+	printf("# faults: %d first writes of 4 KiB per run, %d runs, %s order, %s mappings, %d rounds, in %s "
+	       "(kernel %s)\n",
+	       npages, runs, random_order ? "random" : "sequential",
+	       hinted ? "hinted (MADV_RANDOM, MADV_NOHUGEPAGE)" : "users' (no hints)", rounds, dir,
+	       u.release);
+	printf("# latency of the first store to each page, fault included, in microseconds; cpu and wall:\n"
+	       "# per page, every thread, from before the map to after the unmap\n");
+	printf("%-10s %-8s %-5s %5s %9s %9s %9s %9s %9s %9s %9s %8s %8s\n", "variant", "file", "load",
+	       "round", "min", "avg", "p50", "p99", "max", "cpu", "wall", "faults", "syncs");
 	for (int load = 0; load < 2; load++) {
-		pid_t loader = load ? start_copy_load() : 0;
+		pid_t loader;
 
-		for (int prealloc = 1; prealloc >= 0; prealloc--)
-			for (size_t i = 0; i < sizeof(variants) / sizeof(variants[0]); i++) {
-				const struct variant *v = &variants[i];
-				char key[64];
-				struct result r;
+		if (strstr(loads, load ? "copy" : "none") == NULL)
+			continue;
+		loader = load ? start_copy_load() : 0;
+		for (int prealloc = 1; prealloc >= 0; prealloc--) {
+			if (strstr(files, prealloc ? "prealloc" : "empty") == NULL)
+				continue;
+			for (int round = 0; round < rounds; round++)
+				for (size_t j = 0; j < NVARIANTS; j++) {
+					/* Odd rounds forward, even rounds reversed: no variant always runs first. */
+					size_t i = round % 2 ? NVARIANTS - 1 - j : j;
+					const struct variant *v = &variants[i];
+					struct result *r = &res[round][i];
 
-				snprintf(key, sizeof(key), ",%s,", v->name);
-				if (only[0] != '\0' ? strstr(only, key) == NULL : v->extra)
-					continue;
-				r = measure(v, prealloc);
-				if (r.err != 0) {
-					printf("%-9s %-8s %-5s %s\n", v->name,
-					       prealloc ? "prealloc" : "empty", load ? "copy" : "none",
-					       r.err == EOPNOTSUPP ? "n/a: MAP_SYNC refused here"
-								   : strerror(r.err));
-					continue;
+					if (!wanted(v))
+						continue;
+					*r = measure(v, prealloc);
+					if (r->err != 0) {
+						printf("%-10s %-8s %-5s %5d %s\n", v->name,
+						       prealloc ? "prealloc" : "empty",
+						       load ? "copy" : "none", round + 1,
+						       r->err == EOPNOTSUPP ? "n/a: MAP_SYNC refused here"
+									    : strerror(r->err));
+						continue;
+					}
+					printf("%-10s %-8s %-5s %5d %9.1f %9.1f %9.1f %9.1f %9.1f %9.2f "
+					       "%9.2f %8llu "
+					       "%8llu\n",
+					       v->name, prealloc ? "prealloc" : "empty",
+					       load ? "copy" : "none", round + 1, r->min, r->avg, r->p50,
+					       r->p99, r->max, r->cpu, r->wall, r->faults, r->syncs);
+					fflush(stdout);
+					if (histograms) {
+						char label[96];
+
+						snprintf(label, sizeof(label),
+							 "%s, %s file, load %s:", v->name,
+							 prealloc ? "preallocated" : "empty",
+							 load ? "copy" : "none");
+						print_hist(label, r);
+					}
 				}
-				printf("%-9s %-8s %-5s %9.1f %9.1f %9.1f %9.1f %9.1f %8llu %8llu\n", v->name,
-				       prealloc ? "prealloc" : "empty", load ? "copy" : "none", r.min, r.avg,
-				       r.p50, r.p99, r.max, r.faults, r.syncs);
-				fflush(stdout);
-				if (histograms) {
-					char label[96];
-
-					snprintf(label, sizeof(label), "%s, %s file, load %s:", v->name,
-						 prealloc ? "preallocated" : "empty", load ? "copy" : "none");
-					print_hist(label, &r);
-				}
-			}
+			if (rounds > 1)
+				summary(res, prealloc, load);
+		}
 		if (load)
 			stop_load(loader);
 	}

@@ -22,8 +22,8 @@ for ((i = 0; i < runs; i++)); do
 	first=syncmap rev=()
 	((i % 2)) && first=msync rev=(-R)
 	out=$("$build/bench/append" -n 4000 -s "$size" -T 1 -m syncmap,msync -O "${rev[@]}")
-	s=$(awk '$1 == "syncmap" && $2 == "overwrite" { print $5 }' <<<"$out")
-	m=$(awk '$1 == "msync" && $2 == "overwrite" { print $5 }' <<<"$out")
+	s=$(awk '$1 == "syncmap" && $2 == "overwrite" { print $6 }' <<<"$out")
+	m=$(awk '$1 == "msync" && $2 == "overwrite" { print $6 }' <<<"$out")
 	[[ $s =~ ^[0-9]+$ && $m =~ ^[0-9]+$ && $m != 0 ]] ||
 		{ echo "overwrite.sh: no numeric overwrite rows in:"; echo "$out"; exit 1; } >&2
 	r=$(awk -v s="$s" -v m="$m" 'BEGIN { printf "%.3f", s / m }')
