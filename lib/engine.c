@@ -393,6 +393,33 @@ void sm_engine_fault(struct sm_region *r, uintptr_t a)
 	atomic_compare_exchange_strong(&r->eng_busy_tid, &self, 0);
 }
 
+/* The engine starts at the writer's next call into the library (a thread
+ * cannot be made in a signal handler); a program that only stores makes no
+ * such call, and without this would pay one sync per grain.  The window grows
+ * by 4 at each fault so that a short run allocates little ahead of it. */
+uintptr_t sm_engine_reach(struct sm_region *r, uintptr_t pg)
+{
+	uint64_t g = sm_grain_of(r, pg), depth = (uint64_t)sm_cfg.presync_depth, last, w;
+	uintptr_t e;
+
+	if (!sm_cfg.presync || atomic_load(&running) || depth < 2)
+		return pg + sm_cfg.page;
+	/* In order: the grain after the previous fault (eng_last holds that
+	 * grain + 1, 0 before any), or the one after the last window.  A first
+	 * write alone is not a sequential writer. */
+	last = atomic_load(&r->eng_last);
+	if ((last == 0 || last != g) && atomic_load(&r->eng_expect) != g + 1)
+		return pg + sm_cfg.page;
+	w = atomic_load(&r->eng_inline) * 4;
+	w = w < 4 ? 4 : w > depth ? depth : w;
+	e = sm_grain_end(r, g + w - 1);
+	if (e > r->end || e <= pg)
+		e = r->end;
+	atomic_store(&r->eng_inline, w);
+	atomic_store(&r->eng_expect, sm_grain_of(r, e - 1) + 2);
+	return e;
+}
+
 void sm_engine_kick(void)
 {
 	if (sm_cfg.presync && atomic_load(&want_start) && !atomic_load(&running) && sm_engine_start() == 0)

@@ -19,6 +19,13 @@ int sm_engine_start(void);
  * of r come in order, ask the engine to ready the next grains.  Async-signal-safe. */
 void sm_engine_fault(struct sm_region *r, uintptr_t a);
 
+/* From the fault handler, before readying the page pg: the end of what to
+ * ready with it.  pg + page, except while no engine runs for a writer whose
+ * faults come in order: then the handler readies a window itself, its
+ * grain and the next ones, 4 grains, then 16, ... up to the pre-sync depth.
+ * Async-signal-safe. */
+uintptr_t sm_engine_reach(struct sm_region *r, uintptr_t pg);
+
 /* From the fault handler, before readying the grain at a: if the engine is
  * readying it right now, wait until it is done (the handler then finds the
  * grain durable and only upgrades).  Async-signal-safe. */

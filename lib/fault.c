@@ -202,7 +202,7 @@ static void raise_sigbus(void *addr, void *uctx)
 int syncmap_handle_fault(int sig, siginfo_t *si, void *uctx)
 {
 	struct sm_region *r;
-	uintptr_t a, pg;
+	uintptr_t a, pg, end;
 	int err;
 
 	if (sig != SIGSEGV || si == NULL || si->si_code != SEGV_ACCERR || !is_write(uctx))
@@ -228,7 +228,12 @@ int syncmap_handle_fault(int sig, siginfo_t *si, void *uctx)
 	}
 	pg = a & ~(uintptr_t)(sm_cfg.page - 1);
 	sm_engine_wait(r, pg);
-	err = sm_ready(r, pg, pg + sm_cfg.page, r->prot);
+	end = sm_engine_reach(r, pg);
+	err = sm_ready(r, pg, end, r->prot);
+	/* A window ahead that could not be made durable (no space for all of
+	 * it, say) must not cost the write its own grain. */
+	if (err != 0 && end > pg + sm_cfg.page)
+		err = sm_ready(r, pg, pg + sm_cfg.page, r->prot);
 	if (err == 0) {
 		SM_STAT_ADD(faults, 1);
 		sm_engine_fault(r, a);

@@ -397,6 +397,7 @@ static struct sm_region *piece(struct sm_region *slot, const struct sm_region *r
 	atomic_init(&slot->refs, 0);
 	atomic_init(&slot->eng_last, 0);
 	atomic_init(&slot->eng_expect, 0);
+	atomic_init(&slot->eng_inline, 0);
 	atomic_init(&slot->eng_ahead, 0);
 	atomic_init(&slot->eng_busy, 0);
 	slot->retired_next = NULL;

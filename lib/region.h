@@ -56,6 +56,7 @@ struct sm_region {
 	/* Engine hints (engine.c), written from the fault handler: the grain of
 	 * the last fault + 1, and the grain whose fault asks for the next window. */
 	_Atomic uint64_t eng_last, eng_expect;
+	_Atomic uint64_t eng_inline; /* grains of the handler's last window (no engine), or 0 */
 	_Atomic uintptr_t eng_ahead; /* KERNEL: prefaulted up to here */
 	/* FAULT: the engine will ready, or is readying, [eng_busy_s, eng_busy_e)
 	 * while eng_busy holds a mark id (0: none) set under engine eng_busy_tok;

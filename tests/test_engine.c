@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/statvfs.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -325,6 +326,80 @@ Test(engine, sequential_writer_starts_the_engine)
 	cr_assert_eq(syncmap_persist(p, 4 * 65536), 0);
 	cr_expect_eq(threads(), before + 1, "threads %d before, %d after a sequential writer persisted",
 		     before, threads());
+	syncmap_munmap(p, len);
+	close(fd);
+}
+
+/* A program that only stores never calls into the library, so the engine
+ * never starts for it; the fault handler then readies windows itself (4
+ * grains, then 16): 64 grains written in order take 6 syncs, not 64, every
+ * block of the file is allocated and written, and no thread is made. */
+Test(engine, store_only_sequential_writer_is_readied_in_windows)
+{
+	const size_t len = (size_t)4 << 20;
+	struct syncmap_stats a, b;
+	unsigned char *p;
+	int fd, before;
+
+	p = map_for_start("storeonly.dat", &fd, &before);
+	FAULT_OR_SKIP(p);
+	syncmap_stats_get(&a);
+	for (size_t i = 0; i < len / PG; i++)
+		POKE(p + i * PG, i + 1);
+	syncmap_stats_get(&b);
+	cr_expect_leq(b.syncs - a.syncs, 8, "%llu syncs for 64 grains written in order",
+		      (unsigned long long)(b.syncs - a.syncs));
+	cr_expect_leq(b.faults - a.faults, 8, "%llu faults for 64 grains written in order",
+		      (unsigned long long)(b.faults - a.faults));
+	cr_expect_eq(threads(), before, "a thread was started by stores alone");
+	cr_expect_eq(range_allocated(fd, 0, len), 1, "a readied block is not allocated and written");
+	for (size_t i = 0; i < len / PG; i++)
+		cr_assert_eq(p[i * PG], (unsigned char)(i + 1), "page %zu", i);
+	/* The engine still starts at the writer's next call. */
+	cr_assert_eq(syncmap_persist(p, len), 0);
+	cr_expect_eq(threads(), before + 1, "no engine after the sequential writer persisted");
+	syncmap_munmap(p, len);
+	close(fd);
+}
+
+/* A window the handler cannot make durable (no space for all of it) must
+ * not cost the write its own grain: with room for about two grains left,
+ * the writer's second grain (whose window is four) still gets written. */
+Test(engine, a_window_without_space_still_readies_the_writers_grain)
+{
+	const size_t len = (size_t)4 << 20, room = (size_t)160 << 10;
+	struct statvfs sv;
+	unsigned char *p;
+	char path[512];
+	int fd, before, filler, status;
+	pid_t pid;
+
+	p = map_for_start("nospace.dat", &fd, &before);
+	FAULT_OR_SKIP(p);
+	snprintf(path, sizeof(path), "%s/filler", fs.dir);
+	filler = open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
+	cr_assert_geq(filler, 0);
+	cr_assert_eq(fstatvfs(filler, &sv), 0);
+	cr_assert_gt((size_t)sv.f_bavail * sv.f_bsize, room + ((size_t)1 << 20));
+	cr_assert_eq(posix_fallocate(filler, 0, (off_t)((size_t)sv.f_bavail * sv.f_bsize - room)), 0);
+	cr_assert_eq(fsync(filler), 0);
+	cr_assert_eq(fstatvfs(filler, &sv), 0);
+	cr_log_info("free after the filler: %zu KiB", (size_t)sv.f_bavail * sv.f_bsize >> 10);
+	pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		POKE(p, 1);	    /* the first grain, alone */
+		POKE(p + 65536, 2); /* in order: a window of four, no space for it */
+		_exit(p[65536] == 2 ? 0 : 3);
+	}
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+		  "the writer's own grain was lost with its window: %s %d",
+		  WIFSIGNALED(status) ? "killed by signal" : "exit",
+		  WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+	cr_expect_eq(range_allocated(fd, 65536, 65536), 1, "the second grain is not allocated and written");
+	close(filler);
+	unlink(path);
 	syncmap_munmap(p, len);
 	close(fd);
 }

@@ -20,7 +20,7 @@
 #include <sys/wait.h>
 
 #define GRAIN (64 * 1024)
-#define NGRAINS 128
+#define NGRAINS 256
 #define SIZE ((size_t)NGRAINS * GRAIN)
 
 static char *map;
@@ -28,13 +28,16 @@ static int mfd;
 static const char *self, *dir;
 static int next_grain;
 
-/* A grain no one wrote (the parent hands them out before each fork). */
+/* A grain no one wrote (the parent hands them out before each fork), and
+ * never the one after the last: a writer whose faults come in order gets
+ * the next grains readied with its own, and its next write takes no fault. */
 static char *fresh(void)
 {
 	char *p;
 
 	REQUIRE(next_grain < NGRAINS, "test ran out of grains");
-	p = map + (size_t)next_grain++ * GRAIN + 128;
+	p = map + (size_t)next_grain * GRAIN + 128;
+	next_grain += 2;
 	return p;
 }
 
