@@ -157,7 +157,7 @@ if [ "${BENCH_GUEST:-1}" != 0 ]; then
 			# MAP_SYNC here) with the library's defaults (presync), against the kernel's MAP_SYNC with its
 			# default fault size and with 4 KiB faults.
 			users="faults -d /mnt/$fs -R $rounds -L none"
-			users+=" -v plain,kernel,kernel-4k,fault,presync -b plain,kernel,kernel-4k"
+			users+=" -H -v plain,kernel,kernel-4k,fault,presync -b plain,kernel,kernel-4k"
 			guest "users-$fs$suffix" "" "$users"
 			[ "$anatomy" != 0 ] || continue
 			guest "$fs$suffix" "rows syncmap-F: FAULT forced" \
