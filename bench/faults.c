@@ -17,6 +17,7 @@
  *   noreserve   as fault, without the fallocate of each grain (SYNCMAP_RESERVE=0)
  *   fault-256k  as fault, 256 KiB grains
  *   fault-1m    as fault, 1 MiB grains (one sync per 256 pages)
+ *   fault-2m    as fault, 2 MiB grains (a huge page's worth, where DAX maps one)
  *
  * Each variant runs in its own process (fresh library state, its own
  * environment; SYNCMAP_PRESYNC_DEPTH is taken from the caller's).  Latency
@@ -84,6 +85,7 @@ static const struct variant variants[] = {
 	{"noreserve", "fault", NULL, "0", "0", 0, 1, 0},
 	{"fault-256k", "fault", "262144", "0", NULL, 0, 1, 0},
 	{"fault-1m", "fault", "1048576", "0", NULL, 0, 1, 0},
+	{"fault-2m", "fault", "2097152", "0", NULL, 0, 1, 0},
 	{"presync", "fault", NULL, "1", NULL, 0, 0, 0},
 };
 #define NVARIANTS (sizeof(variants) / sizeof(variants[0]))

@@ -13,6 +13,7 @@
 # every variant repeated in rounds of alternating order, median and spread of
 # each ratio, CPU time of all threads), then the anatomy (the older tables:
 # hinted mappings, one run each), then ext4 with and without fast_commit.
+# BENCH_ONLY=NAME,... runs only those tables (host-NAME.txt, guest-NAME.txt);
 # BENCH_ANATOMY=0 skips the anatomy; BENCH_FASTCOMMIT=0 the fast_commit
 # comparison; BENCH_GUEST=0 skips the guest; BENCH_QUICK=1 runs fewer repetitions;
 # BENCH_SMP lists the guest's vCPU counts (default "1 2": one vCPU is how the
@@ -39,9 +40,12 @@ stamp() {
 	echo "# $(date -u +%FT%TZ) on $(uname -n): $(nproc) CPUs, kernel $(uname -r), libsyncmap $commit; command: $*"
 }
 
+only() { [ -z "${BENCH_ONLY:-}" ] || [[ ",$BENCH_ONLY," == *",$1,"* ]]; }
+
 host() { # NAME CMD...
 	local name=$1
 	shift
+	only "$name" || return 0
 	echo "bench: host $name"
 	{ stamp "$@"; "$@"; } >"$out/host-$name.txt" 2>&1
 }
@@ -114,8 +118,9 @@ if [ "$anatomy" != 0 ]; then
 	host overwrite bench/overwrite.sh "$build" $((runs * 3))
 	host anatomy "$build/bench/anatomy" -r "$runs"
 	host anatomy-64k "$build/bench/anatomy" -r "$runs" -g 64 -n 64
+	host anatomy-1m "$build/bench/anatomy" -r "$runs" -g 1024 -n 8
 fi
-if [ "${BENCH_FASTCOMMIT:-1}" != 0 ]; then
+if [ "${BENCH_FASTCOMMIT:-1}" != 0 ] && only fastcommit; then
 	echo "bench: host fastcommit"
 	{ stamp fastcommit "(bench/run-all.sh)"; fastcommit; } >"$out/host-fastcommit.txt" 2>&1
 fi
@@ -132,6 +137,7 @@ if [ "${BENCH_GUEST:-1}" != 0 ]; then
 	guest() {
 		local name=$1 note=$2 script="smvm mkfs" c
 		shift 2
+		only "$name" || return 0
 		for c in "$@"; do
 			if [[ $c == SYNCMAP_MODE=fault\ append* ]]; then
 				script+=$'\n'"$c 2>&1 | sed 's/^syncmap /syncmap-F/; s/^/SMVM: /'"
@@ -160,6 +166,9 @@ if [ "${BENCH_GUEST:-1}" != 0 ]; then
 			users+=" -H -v plain,kernel,kernel-4k,fault,presync -b plain,kernel,kernel-4k"
 			guest "users-$fs$suffix" "" "$users"
 			[ "$anatomy" != 0 ] || continue
+			# The grain against the kernel's huge faults: where the tails come from.
+			guest "grains-$fs$suffix" "" \
+				"faults -d /mnt/$fs -R 3 -F empty -L none -H -v plain,kernel,fault,fault-1m,fault-2m,presync -b kernel"
 			guest "$fs$suffix" "rows syncmap-F: FAULT forced" \
 				"faults -d /mnt/$fs -m hinted -r $runs -H -v $all" \
 				"anatomy -d /mnt/$fs -r $runs" \
