@@ -110,6 +110,13 @@ fastcommit() {
 host users-faults-seq "$build/bench/faults" -R "$rounds" -L none -v plain,fault-4k,fault,fault-256k,fault-1m,presync
 host users-faults-rand "$build/bench/faults" -R "$rounds" -L none -o rand -v plain,fault,presync
 host users-append "$build/bench/append" -n 4000 -r "$rounds" -O
+# The pre-sync depth against the append targets (4 KiB, fresh) and the first-write tails.
+for d in 16 64; do
+	host "users-append-4k-d$d" env SYNCMAP_PRESYNC_DEPTH=$d "$build/bench/append" -n 4000 -s 4096 -T 1 \
+		-r $((rounds * 2 - 1)) -m syncmap,msync
+done
+host users-faults-seq-d64 env SYNCMAP_PRESYNC_DEPTH=64 "$build/bench/faults" -R "$rounds" -F empty -L none \
+	-v plain,presync
 if [ "$anatomy" != 0 ]; then
 	host faults-seq "$build/bench/faults" -m hinted -r "$runs" -H -v "$all"
 	host faults-rand "$build/bench/faults" -m hinted -r "$runs" -o rand
@@ -165,6 +172,8 @@ if [ "${BENCH_GUEST:-1}" != 0 ]; then
 			users="faults -d /mnt/$fs -R $rounds -L none"
 			users+=" -H -v plain,kernel,kernel-4k,fault,presync -b plain,kernel,kernel-4k"
 			guest "users-$fs$suffix" "" "$users"
+			guest "users-d64-$fs$suffix" "SYNCMAP_PRESYNC_DEPTH=64" \
+				"SYNCMAP_PRESYNC_DEPTH=64 faults -d /mnt/$fs -R $rounds -F empty -L none -H -v plain,kernel,presync -b kernel"
 			[ "$anatomy" != 0 ] || continue
 			# The grain against the kernel's huge faults: where the tails come from.
 			guest "grains-$fs$suffix" "" \
