@@ -363,10 +363,4 @@ END {
 	}
 	printf "%d %d\n", n, f > "/dev/stderr"
 }' "$CYCLE_LINES" 2>"$CYCLE_LINES.n"
-read -r done_cycles failed <"$CYCLE_LINES.n"
-rm -f "$CYCLE_LINES.n"
-echo "apps-suite: seed $SEED, $done_cycles cycles, $failed failure(s)"
-echo "apps-suite: results in $RESULTS"
-exec >&- 2>&-
-wait "$TEE" || true
-[ "$failed" = 0 ]
+suite_finish apps-suite

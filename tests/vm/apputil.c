@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* apputil.c -- KEY=VALUE arguments, the crash triggers and the step counter of the application crash programs */
 #include "apputil.h"
+#include "records.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -10,6 +11,7 @@
 #include <sys/mman.h>
 #include <sys/time.h>
 #include <termios.h>
+#include <time.h>
 #include <unistd.h>
 
 volatile sig_atomic_t au_inside;
@@ -168,4 +170,40 @@ volatile uint64_t *au_step_map(const char *path)
 		au_die("mmap step");
 	close(fd);
 	return p;
+}
+
+void au_before(struct au_plan *p, long i)
+{
+	while (p->follow && p->step[0] <= (uint64_t)i && p->step[1] == 0)
+		nanosleep(&(struct timespec){0, 1000000}, NULL);
+	if (p->crash == i && strcmp(p->stage, "timer") == 0)
+		au_crash_after(
+			i, i > 0 ? (long)(vr_mix(p->seed ^ 0x7e57u) % (2 * p->spent / (uint64_t)i / 1000 + 1))
+				 : 0);
+}
+
+void au_acked(const struct au_plan *p, long k)
+{
+	printf("SMVM: p %s %ld\n", p->tag, k);
+	if (p->lead)
+		p->step[0] = (uint64_t)k;
+	if (p->crash == k && strcmp(p->stage, "acked") == 0)
+		au_crash_now("acked", k);
+	if (p->mark == k)
+		printf("SMVM: crashpoint\n");
+	/* The host reads the console a little late: stop a little after the
+	 * mark rather than let a fast writer finish. */
+	if (p->mark >= 0 && k == p->mark + p->mark_run) {
+		printf("SMVM: waiting for the kill\n");
+		pause();
+	}
+}
+
+void au_done(const struct au_plan *p, long n)
+{
+	if (p->lead)
+		p->step[1] = 1;
+	printf("SMVM: done %s %ld\n", p->tag, n);
+	for (;;)
+		pause(); /* until the crash */
 }

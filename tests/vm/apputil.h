@@ -43,4 +43,28 @@ void au_crash_after(long at, long us);
  * following process so that both write in step. */
 volatile uint64_t *au_step_map(const char *path);
 
+/* One writer's crash plan, from its arguments: crash=K stage=acked|timer|...
+ * mark=K, and lead=FILE or follow=FILE for two writers in step. */
+struct au_plan {
+	const char *tag, *stage;
+	long crash, mark; /* step to crash at, step the host's kill aims at; -1: none */
+	long mark_run;	  /* steps written after the mark before waiting for the kill */
+	int lead, follow;
+	volatile uint64_t *step; /* [0]: the leader's steps done, [1]: the leader has finished */
+	uint64_t seed, spent;	 /* spent: ns inside the steps so far (the caller adds) */
+};
+
+/* Before step i: a follower waits until the leader is past it (or done);
+ * at crash=i with stage=timer, the reset is armed to land a random delay
+ * later, within about twice the average step so far. */
+void au_before(struct au_plan *p, long i);
+
+/* Step k (counting from 1) was acknowledged: print "SMVM: p TAG k", tell a
+ * follower, reset at crash=k with stage=acked, print the crash point at
+ * mark=k, and mark_run steps later wait there for the host's kill. */
+void au_acked(const struct au_plan *p, long k);
+
+/* All n steps done: tell a follower and the host, then wait for the crash. */
+_Noreturn void au_done(const struct au_plan *p, long n);
+
 #endif

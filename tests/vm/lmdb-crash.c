@@ -155,12 +155,13 @@ static int cmd_write(int argc, char **argv)
 	const char *dir = au_arg(argc, argv, "dir", NULL), *tag = au_arg(argc, argv, "tag", "case");
 	const char *want = au_arg(argc, argv, "mode", NULL), *stage = au_arg(argc, argv, "stage", "acked");
 	const char *lead = au_arg(argc, argv, "lead", NULL), *follow = au_arg(argc, argv, "follow", NULL);
-	uint64_t seed = strtoull(au_arg(argc, argv, "seed", "1"), NULL, 0), spent = 0;
+	uint64_t seed = strtoull(au_arg(argc, argv, "seed", "1"), NULL, 0);
 	long n = au_num(argc, argv, "txns", 0, 1, MAX_TXNS),
 	     crash = au_num(argc, argv, "crash", -1, 0, MAX_TXNS);
 	long mark = au_num(argc, argv, "mark", -1, 0, MAX_TXNS);
 	unsigned flags = MDB_WRITEMAP | (au_num(argc, argv, "nosync", 0, 0, 1) ? MDB_NOSYNC : 0);
 	volatile uint64_t *step = NULL;
+	struct au_plan plan;
 	MDB_env *env;
 	int mode;
 
@@ -174,6 +175,15 @@ static int cmd_write(int argc, char **argv)
 		au_crash_init();
 	if (lead != NULL || follow != NULL)
 		step = au_step_map(lead != NULL ? lead : follow);
+	plan = (struct au_plan){.tag = tag,
+				.stage = stage,
+				.crash = crash,
+				.mark = mark,
+				.mark_run = MARK_RUN,
+				.lead = lead != NULL,
+				.follow = follow != NULL,
+				.step = step,
+				.seed = seed};
 	env = open_env(dir, flags, NULL);
 	/* The environment's files exist before the first commit: a check that
 	 * cannot open it later counts a loss, not a set-up artefact. */
@@ -189,34 +199,15 @@ static int cmd_write(int argc, char **argv)
 	for (long t = 0; t < n; t++) {
 		uint64_t t0;
 
-		while (follow != NULL && step[0] <= (uint64_t)t && step[1] == 0)
-			nanosleep(&(struct timespec){0, 1000000}, NULL);
-		if (crash == t && !strcmp(stage, "timer"))
-			au_crash_after(t, t > 0 ? (long)(vr_mix(seed ^ 0x7e57u) %
-							 (2 * spent / (uint64_t)t / 1000 + 1))
-						: 0);
+		au_before(&plan, t);
 		t0 = now_ns();
 		au_inside = 1;
 		commit_one(env, seed, (uint64_t)t);
 		au_inside = 0;
-		spent += now_ns() - t0;
-		printf("SMVM: p %s %ld\n", tag, t + 1);
-		if (lead != NULL)
-			step[0] = (uint64_t)t + 1;
-		if (crash == t + 1 && !strcmp(stage, "acked"))
-			au_crash_now("acked", t + 1);
-		if (mark == t + 1)
-			printf("SMVM: crashpoint\n");
-		if (mark >= 0 && t + 1 == mark + MARK_RUN) {
-			printf("SMVM: waiting for the kill\n");
-			pause();
-		}
+		plan.spent += now_ns() - t0;
+		au_acked(&plan, t + 1);
 	}
-	if (lead != NULL)
-		step[1] = 1;
-	printf("SMVM: done %s %ld\n", tag, n);
-	for (;;)
-		pause();
+	au_done(&plan, n);
 }
 
 struct tally {

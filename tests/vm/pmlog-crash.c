@@ -186,7 +186,7 @@ static int cmd_write(int argc, char **argv)
 	long mark = au_num(argc, argv, "mark", -1, 0, 1000000);
 	size_t chunk = (size_t)au_num(argc, argv, "chunk", 0, 0, 1l << 30);
 	volatile uint64_t *step = NULL;
-	uint64_t spent = 0;
+	struct au_plan plan;
 	struct pmlog *l;
 
 	au_check_keys(argc, argv, keys);
@@ -201,20 +201,22 @@ static int cmd_write(int argc, char **argv)
 		au_crash_init();
 	if (lead != NULL || follow != NULL)
 		step = au_step_map(lead != NULL ? lead : follow);
+	plan = (struct au_plan){.tag = tag,
+				.stage = stage,
+				.crash = crash,
+				.mark = mark,
+				.mark_run = MARK_RUN,
+				.lead = lead != NULL,
+				.follow = follow != NULL,
+				.step = step,
+				.seed = seed};
 	l = open_for_write(file, chunk, tag, au_arg(argc, argv, "mode", NULL),
 			   au_arg(argc, argv, "persist", NULL));
 	for (long i = 0; i < n; i++) {
 		size_t len = vr_fill(seed, (uint64_t)i, 0, buf);
 		uint64_t t0;
 
-		/* The follower waits until the leader is past record i (step[1]:
-		 * the leader has finished and waits no more). */
-		while (follow != NULL && step[0] <= (uint64_t)i && step[1] == 0)
-			nanosleep(&(struct timespec){0, 1000000}, NULL);
-		if (crash == i && !strcmp(stage, "timer"))
-			au_crash_after(i, i > 0 ? (long)(vr_mix(seed ^ 0x7e57u) %
-							 (2 * spent / (uint64_t)i / 1000 + 1))
-						: 0);
+		au_before(&plan, i);
 		if (crash == i && (!strcmp(stage, "records") || !strcmp(stage, "commit")))
 			arm_persist_stop(stage, i);
 		t0 = now_ns();
@@ -222,26 +224,10 @@ static int cmd_write(int argc, char **argv)
 		if (pmlog_append(l, buf, len) != 0)
 			au_die("pmlog_append");
 		au_inside = 0;
-		spent += now_ns() - t0;
-		printf("SMVM: p %s %ld\n", tag, i + 1);
-		if (lead != NULL)
-			step[0] = (uint64_t)i + 1;
-		if (crash == i + 1 && !strcmp(stage, "acked"))
-			au_crash_now("acked", i + 1);
-		if (mark == i + 1)
-			printf("SMVM: crashpoint\n");
-		/* The host reads the console a little late: stop a little after
-		 * the mark rather than let a fast writer finish. */
-		if (mark >= 0 && i + 1 == mark + MARK_RUN) {
-			printf("SMVM: waiting for the kill\n");
-			pause();
-		}
+		plan.spent += now_ns() - t0;
+		au_acked(&plan, i + 1);
 	}
-	if (lead != NULL)
-		step[1] = 1;
-	printf("SMVM: done %s %ld\n", tag, n);
-	for (;;)
-		pause(); /* until the crash */
+	au_done(&plan, n);
 }
 
 struct verify {

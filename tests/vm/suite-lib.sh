@@ -76,3 +76,18 @@ HOLD_WRITEBACK="echo 60000 >/proc/sys/vm/dirty_expire_centisecs
 echo 60000 >/proc/sys/fs/xfs/xfssyncd_centisecs
 echo 80 >/proc/sys/vm/dirty_background_ratio
 echo 90 >/proc/sys/vm/dirty_ratio"
+
+# suite_finish NAME: the last step of a suite.  Its summary (awk) left
+# "cycles-done failures" in $CYCLE_LINES.n; print them and where the results
+# are, close the log (the tee started at the top) and give the verdict as
+# the status.
+suite_finish() {
+	local name=$1 done_cycles failed
+	read -r done_cycles failed <"$CYCLE_LINES.n"
+	rm -f "$CYCLE_LINES.n"
+	echo "$name: seed $SEED, $done_cycles cycles, $failed failure(s)"
+	echo "$name: results in $RESULTS"
+	exec >&- 2>&-
+	wait "$TEE" || true
+	[ "$failed" = 0 ]
+}
