@@ -172,6 +172,31 @@ volatile uint64_t *au_step_map(const char *path)
 	return p;
 }
 
+struct au_plan au_plan_args(int argc, char **argv, long max, long mark_run)
+{
+	return (struct au_plan){
+		.tag = au_arg(argc, argv, "tag", "case"),
+		.stage = au_arg(argc, argv, "stage", "acked"),
+		.crash = au_num(argc, argv, "crash", -1, 0, max),
+		.mark = au_num(argc, argv, "mark", -1, 0, max),
+		.mark_run = mark_run,
+		.lead = au_arg(argc, argv, "lead", NULL) != NULL,
+		.follow = au_arg(argc, argv, "follow", NULL) != NULL,
+		.seed = strtoull(au_arg(argc, argv, "seed", "1"), NULL, 0),
+	};
+}
+
+void au_plan_start(struct au_plan *p, int argc, char **argv)
+{
+	const char *lead = au_arg(argc, argv, "lead", NULL), *follow = au_arg(argc, argv, "follow", NULL);
+
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	if (p->crash >= 0)
+		au_crash_init();
+	if (lead != NULL || follow != NULL)
+		p->step = au_step_map(lead != NULL ? lead : follow);
+}
+
 void au_before(struct au_plan *p, long i)
 {
 	while (p->follow && p->step[0] <= (uint64_t)i && p->step[1] == 0)

@@ -54,6 +54,14 @@ struct au_plan {
 	uint64_t seed, spent;	 /* spent: ns inside the steps so far (the caller adds) */
 };
 
+/* The plan from tag=, seed=, crash=, stage= (default acked), mark= (steps
+ * up to max), lead= and follow=; nothing is opened yet. */
+struct au_plan au_plan_args(int argc, char **argv, long max, long mark_run);
+
+/* Line-buffered output for the host, the crash trigger if one is planned,
+ * the step counter if two writers go in step. */
+void au_plan_start(struct au_plan *p, int argc, char **argv);
+
 /* Before step i: a follower waits until the leader is past it (or done);
  * at crash=i with stage=timer, the reset is armed to land a random delay
  * later, within about twice the average step so far. */

@@ -152,16 +152,12 @@ static int cmd_write(int argc, char **argv)
 {
 	static const char *const keys[] = {"dir",   "seed",  "txns", "nosync", "mode",	 "tag",
 					   "crash", "stage", "mark", "lead",   "follow", NULL};
-	const char *dir = au_arg(argc, argv, "dir", NULL), *tag = au_arg(argc, argv, "tag", "case");
-	const char *want = au_arg(argc, argv, "mode", NULL), *stage = au_arg(argc, argv, "stage", "acked");
-	const char *lead = au_arg(argc, argv, "lead", NULL), *follow = au_arg(argc, argv, "follow", NULL);
-	uint64_t seed = strtoull(au_arg(argc, argv, "seed", "1"), NULL, 0);
-	long n = au_num(argc, argv, "txns", 0, 1, MAX_TXNS),
-	     crash = au_num(argc, argv, "crash", -1, 0, MAX_TXNS);
-	long mark = au_num(argc, argv, "mark", -1, 0, MAX_TXNS);
+	struct au_plan plan = au_plan_args(argc, argv, MAX_TXNS, MARK_RUN);
+	const char *dir = au_arg(argc, argv, "dir", NULL), *tag = plan.tag, *stage = plan.stage;
+	const char *want = au_arg(argc, argv, "mode", NULL);
+	uint64_t seed = plan.seed;
+	long n = au_num(argc, argv, "txns", 0, 1, MAX_TXNS);
 	unsigned flags = MDB_WRITEMAP | (au_num(argc, argv, "nosync", 0, 0, 1) ? MDB_NOSYNC : 0);
-	volatile uint64_t *step = NULL;
-	struct au_plan plan;
 	MDB_env *env;
 	int mode;
 
@@ -170,20 +166,7 @@ static int cmd_write(int argc, char **argv)
 		fprintf(stderr, "usage: lmdb-crash write dir=DIR seed=S txns=N [...]\n");
 		return 2;
 	}
-	setvbuf(stdout, NULL, _IOLBF, 0);
-	if (crash >= 0)
-		au_crash_init();
-	if (lead != NULL || follow != NULL)
-		step = au_step_map(lead != NULL ? lead : follow);
-	plan = (struct au_plan){.tag = tag,
-				.stage = stage,
-				.crash = crash,
-				.mark = mark,
-				.mark_run = MARK_RUN,
-				.lead = lead != NULL,
-				.follow = follow != NULL,
-				.step = step,
-				.seed = seed};
+	au_plan_start(&plan, argc, argv);
 	env = open_env(dir, flags, NULL);
 	/* The environment's files exist before the first commit: a check that
 	 * cannot open it later counts a loss, not a set-up artefact. */

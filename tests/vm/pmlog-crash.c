@@ -177,16 +177,11 @@ static int cmd_write(int argc, char **argv)
 	static const char *const keys[] = {"log",   "seed",  "records", "chunk", "tag",	   "mode", "persist",
 					   "crash", "stage", "mark",	"lead",	 "follow", NULL};
 	static unsigned char buf[VR_MAX_LEN];
-	const char *file = au_arg(argc, argv, "log", NULL), *tag = au_arg(argc, argv, "tag", "case");
-	const char *stage = au_arg(argc, argv, "stage", "acked");
-	const char *lead = au_arg(argc, argv, "lead", NULL), *follow = au_arg(argc, argv, "follow", NULL);
-	uint64_t seed = strtoull(au_arg(argc, argv, "seed", "1"), NULL, 0);
-	long n = au_num(argc, argv, "records", 0, 1, 1000000);
-	long crash = au_num(argc, argv, "crash", -1, 0, 1000000);
-	long mark = au_num(argc, argv, "mark", -1, 0, 1000000);
+	struct au_plan plan = au_plan_args(argc, argv, 1000000, MARK_RUN);
+	const char *file = au_arg(argc, argv, "log", NULL), *tag = plan.tag, *stage = plan.stage;
+	uint64_t seed = plan.seed;
+	long n = au_num(argc, argv, "records", 0, 1, 1000000), crash = plan.crash;
 	size_t chunk = (size_t)au_num(argc, argv, "chunk", 0, 0, 1l << 30);
-	volatile uint64_t *step = NULL;
-	struct au_plan plan;
 	struct pmlog *l;
 
 	au_check_keys(argc, argv, keys);
@@ -196,20 +191,7 @@ static int cmd_write(int argc, char **argv)
 		fprintf(stderr, "usage: pmlog-crash write log=FILE seed=S records=N [...]\n");
 		return 2;
 	}
-	setvbuf(stdout, NULL, _IOLBF, 0);
-	if (crash >= 0)
-		au_crash_init();
-	if (lead != NULL || follow != NULL)
-		step = au_step_map(lead != NULL ? lead : follow);
-	plan = (struct au_plan){.tag = tag,
-				.stage = stage,
-				.crash = crash,
-				.mark = mark,
-				.mark_run = MARK_RUN,
-				.lead = lead != NULL,
-				.follow = follow != NULL,
-				.step = step,
-				.seed = seed};
+	au_plan_start(&plan, argc, argv);
 	l = open_for_write(file, chunk, tag, au_arg(argc, argv, "mode", NULL),
 			   au_arg(argc, argv, "persist", NULL));
 	for (long i = 0; i < n; i++) {
