@@ -395,29 +395,42 @@ void sm_engine_fault(struct sm_region *r, uintptr_t a)
 
 /* The engine starts at the writer's next call into the library (a thread
  * cannot be made in a signal handler); a program that only stores makes no
- * such call, and without this would pay one sync per grain.  The window grows
- * by 4 at each fault so that a short run allocates little ahead of it. */
+ * such call, and without this would pay one sync per grain.  The window is
+ * 4 times the last one, so that a short run allocates little ahead of it,
+ * and never more than the pre-sync depth or INLINE_MAX: the faulting write
+ * waits for all of it, and a sparse file grows by all of it. */
+#define INLINE_MAX ((uint64_t)1 << 20)
+
 uintptr_t sm_engine_reach(struct sm_region *r, uintptr_t pg)
 {
 	uint64_t g = sm_grain_of(r, pg), depth = (uint64_t)sm_cfg.presync_depth, last, w;
 	uintptr_t e;
 
+	if (INLINE_MAX / r->grain < depth)
+		depth = INLINE_MAX / r->grain;
 	if (!sm_cfg.presync || atomic_load(&running) || depth < 2)
 		return pg + sm_cfg.page;
 	/* In order: the grain after the previous fault (eng_last holds that
 	 * grain + 1, 0 before any), or the one after the last window.  A first
-	 * write alone is not a sequential writer. */
+	 * write alone is not a sequential writer; a writer out of order starts
+	 * again from the smallest window. */
 	last = atomic_load(&r->eng_last);
-	if ((last == 0 || last != g) && atomic_load(&r->eng_expect) != g + 1)
+	if ((last == 0 || last != g) && atomic_load(&r->eng_expect) != g + 1) {
+		atomic_store(&r->eng_inline, 0);
 		return pg + sm_cfg.page;
+	}
 	w = atomic_load(&r->eng_inline) * 4;
 	w = w < 4 ? 4 : w > depth ? depth : w;
 	e = sm_grain_end(r, g + w - 1);
-	if (e > r->end || e <= pg)
-		e = r->end;
 	atomic_store(&r->eng_inline, w);
 	atomic_store(&r->eng_expect, sm_grain_of(r, e - 1) + 2);
 	return e;
+}
+
+void sm_engine_reach_failed(struct sm_region *r)
+{
+	/* The next in-order fault tries the smallest window first. */
+	atomic_store(&r->eng_inline, 0);
 }
 
 void sm_engine_kick(void)

@@ -22,9 +22,14 @@ void sm_engine_fault(struct sm_region *r, uintptr_t a);
 /* From the fault handler, before readying the page pg: the end of what to
  * ready with it.  pg + page, except while no engine runs for a writer whose
  * faults come in order: then the handler readies a window itself, its
- * grain and the next ones, 4 grains, then 16, ... up to the pre-sync depth.
+ * grain and the next ones, 4 grains, then 16, ... up to the pre-sync depth
+ * and 1 MiB.
  * Async-signal-safe. */
 uintptr_t sm_engine_reach(struct sm_region *r, uintptr_t pg);
+
+/* ... and that window could not be made durable (no space, say): the
+ * handler readies its own grain alone.  Async-signal-safe. */
+void sm_engine_reach_failed(struct sm_region *r);
 
 /* From the fault handler, before readying the grain at a: if the engine is
  * readying it right now, wait until it is done (the handler then finds the

@@ -232,8 +232,10 @@ int syncmap_handle_fault(int sig, siginfo_t *si, void *uctx)
 	err = sm_ready(r, pg, end, r->prot);
 	/* A window ahead that could not be made durable (no space for all of
 	 * it, say) must not cost the write its own grain. */
-	if (err != 0 && end > pg + sm_cfg.page)
+	if (err != 0 && end > pg + sm_cfg.page) {
+		sm_engine_reach_failed(r);
 		err = sm_ready(r, pg, pg + sm_cfg.page, r->prot);
+	}
 	if (err == 0) {
 		SM_STAT_ADD(faults, 1);
 		sm_engine_fault(r, a);

@@ -280,12 +280,13 @@ static int threads(void)
 	return n;
 }
 
-/* A 4 MiB FAULT-or-KERNEL mapping with the engine allowed and 64 KiB grains,
- * and the number of threads before it was made. */
+/* A 4 MiB FAULT-or-KERNEL mapping with the engine allowed, 64 KiB grains and
+ * depth 16, and the number of threads before it was made. */
 static unsigned char *map_for_start(const char *name, int *fdp, int *threads_before)
 {
 	LOOPFS_OR_SKIP(&fs, "ext4", 64, "commit=60");
 	sm_test_env("SYNCMAP_PRESYNC", "1");
+	sm_test_env("SYNCMAP_PRESYNC_DEPTH", "16");
 	sm_test_env("SYNCMAP_GRAIN", "65536");
 	*threads_before = threads();
 	return map_file(name, (size_t)4 << 20, fdp);
@@ -362,21 +363,60 @@ Test(engine, store_only_sequential_writer_is_readied_in_windows)
 	close(fd);
 }
 
+/* The handler's windows are bounded (1 MiB): the faulting write waits for
+ * all of one, and a sparse file grows by all of it.  With 256 KiB grains
+ * and depth 16, 8 MiB written in order take at least 8 syncs (4 before the
+ * bound: windows of 4 MiB). */
+Test(engine, store_only_windows_are_bounded)
+{
+	const size_t len = (size_t)8 << 20, grain = (size_t)256 << 10;
+	struct syncmap_stats a, b;
+	unsigned char *p;
+	int fd;
+
+	LOOPFS_OR_SKIP(&fs, "ext4", 64, "commit=60");
+	sm_test_env("SYNCMAP_PRESYNC", "1");
+	sm_test_env("SYNCMAP_PRESYNC_DEPTH", "16");
+	sm_test_env("SYNCMAP_GRAIN", "262144");
+	p = map_file("bounded.dat", len, &fd);
+	FAULT_OR_SKIP(p);
+	syncmap_stats_get(&a);
+	for (size_t i = 0; i < len / PG; i++)
+		POKE(p + i * PG, 1);
+	syncmap_stats_get(&b);
+	cr_expect_geq(b.syncs - a.syncs, len / ((size_t)1 << 20),
+		      "%llu syncs for %zu grains: a window above 1 MiB",
+		      (unsigned long long)(b.syncs - a.syncs), len / grain);
+	cr_expect_leq(b.syncs - a.syncs, len / grain / 2, "%llu syncs for %zu grains: no windows",
+		      (unsigned long long)(b.syncs - a.syncs), len / grain);
+	cr_expect_eq(range_allocated(fd, 0, len), 1, "a readied block is not allocated and written");
+	syncmap_munmap(p, len);
+	close(fd);
+}
+
 /* A window the handler cannot make durable (no space for all of it) must
  * not cost the write its own grain: with room for about two grains left,
  * the writer's second grain (whose window is four) still gets written. */
 Test(engine, a_window_without_space_still_readies_the_writers_grain)
 {
 	const size_t len = (size_t)4 << 20, room = (size_t)160 << 10;
+	struct loopfs own; /* filled up: not the suite's */
 	struct statvfs sv;
 	unsigned char *p;
 	char path[512];
-	int fd, before, filler, status;
+	int fd, filler, status;
 	pid_t pid;
 
-	p = map_for_start("nospace.dat", &fd, &before);
+	OWN_LOOPFS_OR_SKIP(&own, "ext4", 64, "commit=60"); /* made with -m 0: no root reserve */
+	sm_test_env("SYNCMAP_PRESYNC", "1");
+	sm_test_env("SYNCMAP_PRESYNC_DEPTH", "16");
+	sm_test_env("SYNCMAP_GRAIN", "65536");
+	fd = make_sparse(own.dir, "nospace.dat", len, NULL, 0);
+	cr_assert_geq(fd, 0);
+	p = syncmap_mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	cr_assert_neq(p, MAP_FAILED);
 	FAULT_OR_SKIP(p);
-	snprintf(path, sizeof(path), "%s/filler", fs.dir);
+	snprintf(path, sizeof(path), "%s/filler", own.dir);
 	filler = open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
 	cr_assert_geq(filler, 0);
 	cr_assert_eq(fstatvfs(filler, &sv), 0);
@@ -384,7 +424,8 @@ Test(engine, a_window_without_space_still_readies_the_writers_grain)
 	cr_assert_eq(posix_fallocate(filler, 0, (off_t)((size_t)sv.f_bavail * sv.f_bsize - room)), 0);
 	cr_assert_eq(fsync(filler), 0);
 	cr_assert_eq(fstatvfs(filler, &sv), 0);
-	cr_log_info("free after the filler: %zu KiB", (size_t)sv.f_bavail * sv.f_bsize >> 10);
+	cr_assert_lt((size_t)sv.f_bavail * sv.f_bsize, (size_t)4 * 65536, "%zu KiB free: room for the window",
+		     (size_t)sv.f_bavail * sv.f_bsize >> 10);
 	pid = fork();
 	cr_assert_geq(pid, 0);
 	if (pid == 0) {
@@ -399,9 +440,9 @@ Test(engine, a_window_without_space_still_readies_the_writers_grain)
 		  WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
 	cr_expect_eq(range_allocated(fd, 65536, 65536), 1, "the second grain is not allocated and written");
 	close(filler);
-	unlink(path);
 	syncmap_munmap(p, len);
 	close(fd);
+	loopfs_done(&own);
 }
 
 /* A signal handler that interrupts the writer's fault after the engine's
