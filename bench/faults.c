@@ -20,7 +20,11 @@
  *   fault-2m    as fault, 2 MiB grains (a huge page's worth, where DAX maps one)
  *
  * Each variant runs in its own process (fresh library state, its own
- * environment; SYNCMAP_PRESYNC_DEPTH is taken from the caller's).  Latency
+ * environment; SYNCMAP_PRESYNC_DEPTH is taken from the caller's), all its
+ * runs in that one process, as a program that maps file after file would:
+ * in the first run no engine thread exists yet (the fault handler readies
+ * windows itself for a writer in order), the next syncmap_mmap starts it
+ * and it serves the later runs.  Latency
  * is that of the one store that first touches each page, fault included,
  * read with clock_gettime around it.  Next to it, per page: the CPU time of
  * every thread of the process (the pre-sync engine's included) and the wall
