@@ -280,14 +280,20 @@ static int threads(void)
 	return n;
 }
 
+/* The engine allowed, with this grain and depth (read at the library's first call). */
+static void presync_env(const char *grain, const char *depth)
+{
+	sm_test_env("SYNCMAP_PRESYNC", "1");
+	sm_test_env("SYNCMAP_PRESYNC_DEPTH", depth);
+	sm_test_env("SYNCMAP_GRAIN", grain);
+}
+
 /* A 4 MiB FAULT-or-KERNEL mapping with the engine allowed, 64 KiB grains and
  * depth 16, and the number of threads before it was made. */
 static unsigned char *map_for_start(const char *name, int *fdp, int *threads_before)
 {
 	LOOPFS_OR_SKIP(&fs, "ext4", 64, "commit=60");
-	sm_test_env("SYNCMAP_PRESYNC", "1");
-	sm_test_env("SYNCMAP_PRESYNC_DEPTH", "16");
-	sm_test_env("SYNCMAP_GRAIN", "65536");
+	presync_env("65536", "16");
 	*threads_before = threads();
 	return map_file(name, (size_t)4 << 20, fdp);
 }
@@ -375,9 +381,7 @@ Test(engine, store_only_windows_are_bounded)
 	int fd;
 
 	LOOPFS_OR_SKIP(&fs, "ext4", 64, "commit=60");
-	sm_test_env("SYNCMAP_PRESYNC", "1");
-	sm_test_env("SYNCMAP_PRESYNC_DEPTH", "16");
-	sm_test_env("SYNCMAP_GRAIN", "262144");
+	presync_env("262144", "16");
 	p = map_file("bounded.dat", len, &fd);
 	FAULT_OR_SKIP(p);
 	syncmap_stats_get(&a);
@@ -408,9 +412,7 @@ Test(engine, a_window_without_space_still_readies_the_writers_grain)
 	pid_t pid;
 
 	OWN_LOOPFS_OR_SKIP(&own, "ext4", 64, "commit=60"); /* made with -m 0: no root reserve */
-	sm_test_env("SYNCMAP_PRESYNC", "1");
-	sm_test_env("SYNCMAP_PRESYNC_DEPTH", "16");
-	sm_test_env("SYNCMAP_GRAIN", "65536");
+	presync_env("65536", "16");
 	fd = make_sparse(own.dir, "nospace.dat", len, NULL, 0);
 	cr_assert_geq(fd, 0);
 	p = syncmap_mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
@@ -477,9 +479,7 @@ Test(engine, signal_handler_writing_into_a_window_being_queued_does_not_hang, .t
 	int fd;
 
 	LOOPFS_OR_SKIP(&fs, "ext4", 64, "commit=60");
-	sm_test_env("SYNCMAP_PRESYNC", "1");
-	sm_test_env("SYNCMAP_GRAIN", "65536");
-	sm_test_env("SYNCMAP_PRESYNC_DEPTH", "4");
+	presync_env("65536", "4");
 	p = map_file("nested.dat", len, &fd);
 	FAULT_OR_SKIP(p);
 	cr_assert_eq(sm_engine_start(), 0);
