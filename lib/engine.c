@@ -347,6 +347,14 @@ int sm_engine_post(uintptr_t s, uintptr_t e)
 	return 0;
 }
 
+/* Does a fault at grain g continue r's run in order: the grain after the
+ * previous fault (last: that fault's grain + 1, 0 before any fault), or the
+ * one the last window asked for? */
+static int in_order(const struct sm_region *r, uint64_t last, uint64_t g)
+{
+	return (last != 0 && last == g) || atomic_load(&r->eng_expect) == g + 1;
+}
+
 void sm_engine_fault(struct sm_region *r, uintptr_t a)
 {
 	uint64_t g = sm_grain_of(r, a), trip, first = sm_grain_of(r, r->start), last;
@@ -357,14 +365,13 @@ void sm_engine_fault(struct sm_region *r, uintptr_t a)
 	if (!sm_cfg.presync)
 		return;
 	last = atomic_exchange(&r->eng_last, g + 1);
-	/* In order: the grain after the previous fault, the tripwire of the last
-	 * window, or the first grain of the mapping. */
-	if (last != g && atomic_load(&r->eng_expect) != g + 1 && !(last == 0 && g == first))
+	/* In order, or the first grain of the mapping. */
+	if (!in_order(r, last, g) && !(last == 0 && g == first))
 		return;
 	if (!atomic_load(&running)) {
 		/* Two faults in order make a sequential writer; one is only a
-		 * first write. */
-		if (last == g)
+		 * first write (last == 0, even at grain 0). */
+		if (last != 0 && last == g)
 			atomic_store(&want_start, 1);
 		return;
 	}
@@ -403,19 +410,16 @@ void sm_engine_fault(struct sm_region *r, uintptr_t a)
 
 uintptr_t sm_engine_reach(struct sm_region *r, uintptr_t pg)
 {
-	uint64_t g = sm_grain_of(r, pg), depth = (uint64_t)sm_cfg.presync_depth, last, w;
+	uint64_t g = sm_grain_of(r, pg), depth = (uint64_t)sm_cfg.presync_depth, w;
 	uintptr_t e;
 
+	if (!sm_cfg.presync || atomic_load(&running))
+		return pg + sm_cfg.page;
 	if (INLINE_MAX / r->grain < depth)
 		depth = INLINE_MAX / r->grain;
-	if (!sm_cfg.presync || atomic_load(&running) || depth < 2)
-		return pg + sm_cfg.page;
-	/* In order: the grain after the previous fault (eng_last holds that
-	 * grain + 1, 0 before any), or the one after the last window.  A first
-	 * write alone is not a sequential writer; a writer out of order starts
-	 * again from the smallest window. */
-	last = atomic_load(&r->eng_last);
-	if ((last == 0 || last != g) && atomic_load(&r->eng_expect) != g + 1) {
+	/* A first write alone is not a sequential writer; a writer out of
+	 * order starts again from the smallest window. */
+	if (depth < 2 || !in_order(r, atomic_load(&r->eng_last), g)) {
 		atomic_store(&r->eng_inline, 0);
 		return pg + sm_cfg.page;
 	}
