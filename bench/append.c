@@ -197,15 +197,6 @@ static void print_row(enum method m, const char *pass, size_t rec, int threads, 
 	fflush(stdout);
 }
 
-static int listed(const char *list, const char *word)
-{
-	char key[64], buf[256];
-
-	snprintf(key, sizeof(key), ",%s,", word);
-	snprintf(buf, sizeof(buf), ",%s,", list);
-	return strstr(buf, key) != NULL;
-}
-
 /* Every method asked for, on one (size, threads, pass) group, ROUNDS times;
  * then the summary. */
 static void group(const char *methods, size_t rec, int threads, int fresh, int rounds, int reverse)
@@ -215,20 +206,13 @@ static void group(const char *methods, size_t rec, int threads, int fresh, int r
 	int last = fresh ? M_COUNT - 1 : M_MSYNC; /* overwrite: the mapped methods only */
 	static struct rounds t;
 
-	t.nrounds = rounds;
-	t.nrows = M_COUNT;
-	t.nmetrics = (int)(sizeof(names) / sizeof(names[0]));
-	for (int k = 0; k < t.nmetrics; k++)
-		t.metric[k] = names[k];
+	rounds_init(&t, rounds, M_COUNT, method_names, (int)(sizeof(names) / sizeof(names[0])), names);
 	for (int round = 0; round < rounds; round++)
 		for (int i = 0; i < M_COUNT; i++) {
 			/* Alternate the order from round to round: no method always runs first. */
 			int m = (round % 2) ^ reverse ? M_COUNT - 1 - i : i;
 			struct row w;
 
-			t.row[m] = method_names[m];
-			for (int k = 0; k < t.nmetrics; k++)
-				t.v[round][m][k] = NAN;
 			if (m > last || !listed(methods, method_names[m]))
 				continue;
 			w = one((enum method)m, rec, threads, fresh);
@@ -236,8 +220,7 @@ static void group(const char *methods, size_t rec, int threads, int fresh, int r
 			if (w.err == 0) {
 				const double v[] = {w.tput, w.p50, w.p99, w.p999, w.max, w.cpu};
 
-				for (int k = 0; k < t.nmetrics; k++)
-					t.v[round][m][k] = v[k];
+				memcpy(t.v[round][m], v, sizeof(v));
 			}
 		}
 	if (rounds < 2)
@@ -245,13 +228,7 @@ static void group(const char *methods, size_t rec, int threads, int fresh, int r
 	printf("# summary: %s, %zu-byte records, %d thread%s, %d rounds; median [min-max] over the rounds "
 	       "(ratios: same round)\n",
 	       pass, rec, threads, threads > 1 ? "s" : "", rounds);
-	rounds_head(&t);
-	for (int m = 0; m < M_COUNT; m++)
-		rounds_line(&t, m, -1);
-	for (int m = 0; m < M_COUNT; m++)
-		if (m != M_MSYNC)
-			rounds_line(&t, m, M_MSYNC);
-	fflush(stdout);
+	rounds_print(&t, 1u << M_MSYNC);
 }
 
 int main(int argc, char **argv)

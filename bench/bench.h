@@ -8,6 +8,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/resource.h>
 #include <time.h>
 
@@ -59,12 +60,21 @@ struct rounds {
 	double v[BENCH_ROUNDS][BENCH_ROWS][BENCH_METRICS];
 };
 
-static inline void rounds_head(const struct rounds *t)
+/* Nothing measured yet: every value NAN. */
+static inline void rounds_init(struct rounds *t, int nrounds, int nrows, const char *const *row, int nmetrics,
+			       const char *const *metric)
 {
-	printf("%-20s", "#");
-	for (int k = 0; k < t->nmetrics; k++)
-		printf(" %-22s", t->metric[k]);
-	printf("\n");
+	t->nrounds = nrounds;
+	t->nrows = nrows;
+	t->nmetrics = nmetrics;
+	for (int r = 0; r < nrows; r++)
+		t->row[r] = row[r];
+	for (int k = 0; k < nmetrics; k++)
+		t->metric[k] = metric[k];
+	for (int i = 0; i < nrounds; i++)
+		for (int r = 0; r < nrows; r++)
+			for (int k = 0; k < nmetrics; k++)
+				t->v[i][r][k] = NAN;
 }
 
 /* One summary line: row r's metrics, median [min-max] over the rounds, or
@@ -101,6 +111,33 @@ static inline void rounds_line(const struct rounds *t, int r, int base)
 		printf(" %-22s", cell);
 	}
 	printf("\n");
+}
+
+/* The summary: a header, every row's values, then for each base row (bit
+ * b of bases) every other row's ratios to it. */
+static inline void rounds_print(const struct rounds *t, unsigned bases)
+{
+	printf("%-20s", "#");
+	for (int k = 0; k < t->nmetrics; k++)
+		printf(" %-22s", t->metric[k]);
+	printf("\n");
+	for (int r = 0; r < t->nrows; r++)
+		rounds_line(t, r, -1);
+	for (int b = 0; b < t->nrows; b++)
+		for (int r = 0; r < t->nrows && (bases >> b & 1); r++)
+			if (r != b)
+				rounds_line(t, r, b);
+	fflush(stdout);
+}
+
+/* Is word one of the comma-separated list? */
+static inline int listed(const char *list, const char *word)
+{
+	char key[64], buf[256];
+
+	snprintf(key, sizeof(key), ",%s,", word);
+	snprintf(buf, sizeof(buf), ",%s,", list);
+	return strstr(buf, key) != NULL;
 }
 
 /* CPU time of every thread of this process so far, in microseconds. */

@@ -93,12 +93,11 @@ static const struct variant variants[] = {
 	{"presync", "fault", NULL, "1", NULL, 0, 0, 0},
 };
 #define NVARIANTS (sizeof(variants) / sizeof(variants[0]))
-#define MAX_ROUNDS BENCH_ROUNDS
 _Static_assert(NVARIANTS <= BENCH_ROWS, "struct rounds holds a row per variant");
 
 static int npages = 512, runs = 5, random_order, histograms, hinted, rounds = 1;
 static const char *dir;
-static char only[256], bases[256] = ",plain,";
+static const char *only, *bases = "plain"; /* -v (NULL: the default set), -b */
 
 /* A background file copy on the same filesystem, until killed. */
 static pid_t start_copy_load(void)
@@ -320,53 +319,44 @@ static void print_hist(const char *label, const struct result *r)
 /* Only the variants asked for with -v, else all but the -v-only ones. */
 static int wanted(const struct variant *v)
 {
-	char key[64];
-
-	snprintf(key, sizeof(key), ",%s,", v->name);
-	return only[0] != '\0' ? strstr(only, key) != NULL : !v->extra;
+	return only != NULL ? listed(only, v->name) : !v->extra;
 }
 
-/* The summary of -R rounds: every variant's values, then its ratios to each base. */
-static void summary(struct result res[][NVARIANTS], int prealloc, int load)
+/* Variant v, one round: measured, its row printed (and its histogram with
+ * -H), its values recorded in t for the summary. */
+static void one_row(const struct variant *v, int prealloc, int load, int round, struct rounds *t)
 {
-	static const char *const names[] = {"avg", "p50", "p99", "max", "cpu/page", "wall/page"};
-	static struct rounds t;
+	const char *file = prealloc ? "prealloc" : "empty", *ld = load ? "copy" : "none";
+	struct result r = measure(v, prealloc);
 
-	t.nrounds = rounds;
-	t.nrows = (int)NVARIANTS;
-	t.nmetrics = (int)(sizeof(names) / sizeof(names[0]));
-	for (int k = 0; k < t.nmetrics; k++)
-		t.metric[k] = names[k];
-	for (int v = 0; v < t.nrows; v++) {
-		t.row[v] = variants[v].name;
-		for (int i = 0; i < rounds; i++) {
-			const struct result *r = &res[i][v];
-			const double m[] = {r->avg, r->p50, r->p99, r->max, r->cpu, r->wall};
-
-			for (int k = 0; k < t.nmetrics; k++)
-				t.v[i][v][k] = r->err != 0 || !wanted(&variants[v]) ? NAN : m[k];
-		}
+	if (r.err != 0) {
+		printf("%-10s %-8s %-5s %5d %s\n", v->name, file, ld, round + 1,
+		       r.err == EOPNOTSUPP ? "n/a: MAP_SYNC refused here" : strerror(r.err));
+		return;
 	}
-	printf("# summary: %s file, load %s, %d rounds; median [min-max] over the rounds (us; ratios: same "
-	       "round)\n",
-	       prealloc ? "prealloc" : "empty", load ? "copy" : "none", rounds);
-	rounds_head(&t);
-	for (int v = 0; v < t.nrows; v++)
-		rounds_line(&t, v, -1);
-	for (int b = 0; b < t.nrows; b++) {
-		char key[64];
+	printf("%-10s %-8s %-5s %5d %9.1f %9.1f %9.1f %9.1f %9.1f %9.2f %9.2f %8llu %8llu\n", v->name, file,
+	       ld, round + 1, r.min, r.avg, r.p50, r.p99, r.max, r.cpu, r.wall, r.faults, r.syncs);
+	fflush(stdout);
+	if (histograms) {
+		char label[96];
 
-		snprintf(key, sizeof(key), ",%s,", variants[b].name);
-		if (strstr(bases, key) != NULL)
-			for (int v = 0; v < t.nrows; v++)
-				if (v != b)
-					rounds_line(&t, v, b);
+		snprintf(label, sizeof(label), "%s, %s file, load %s:", v->name,
+			 prealloc ? "preallocated" : "empty", ld);
+		print_hist(label, &r);
+	}
+	{
+		const double m[] = {r.avg, r.p50, r.p99, r.max, r.cpu, r.wall};
+
+		memcpy(t->v[round][v - variants], m, sizeof(m));
 	}
 }
 
 int main(int argc, char **argv)
 {
-	static struct result res[MAX_ROUNDS][NVARIANTS];
+	static const char *const metrics[] = {"avg", "p50", "p99", "max", "cpu/page", "wall/page"};
+	static struct rounds t;
+	const char *names[NVARIANTS];
+	unsigned base_rows = 0;
 	const char *files = "prealloc,empty", *loads = "none,copy";
 	struct loopfs fs;
 	struct utsname u;
@@ -378,12 +368,12 @@ int main(int argc, char **argv)
 		case 'n': npages = atoi(optarg); break;
 		case 'r': runs = atoi(optarg); break;
 		case 'o': random_order = strcmp(optarg, "rand") == 0; break;
-		case 'v': snprintf(only, sizeof(only), ",%s,", optarg); break;
+		case 'v': only = optarg; break;
 		case 'm': hinted = strcmp(optarg, "hinted") == 0; break;
 		case 'F': files = optarg; break;
 		case 'L': loads = optarg; break;
 		case 'R': rounds = atoi(optarg); break;
-		case 'b': snprintf(bases, sizeof(bases), ",%s,", optarg); break;
+		case 'b': bases = optarg; break;
 		case 'H': histograms = 1; break;
 		default:
 			fprintf(stderr,
@@ -394,8 +384,9 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (npages < 1 || npages > MAX_PAGES || runs < 1 || rounds < 1 || rounds > MAX_ROUNDS) {
-		fprintf(stderr, "faults: -n must be 1..%d, -r at least 1, -R 1..%d\n", MAX_PAGES, MAX_ROUNDS);
+	if (npages < 1 || npages > MAX_PAGES || runs < 1 || rounds < 1 || rounds > BENCH_ROUNDS) {
+		fprintf(stderr, "faults: -n must be 1..%d, -r at least 1, -R 1..%d\n", MAX_PAGES,
+			BENCH_ROUNDS);
 		return 2;
 	}
 	dir = bench_dir(dir, &fs, 1024, "faults");
@@ -409,52 +400,37 @@ int main(int argc, char **argv)
 	       "# per page, every thread, from before the map to after the unmap\n");
 	printf("%-10s %-8s %-5s %5s %9s %9s %9s %9s %9s %9s %9s %8s %8s\n", "variant", "file", "load",
 	       "round", "min", "avg", "p50", "p99", "max", "cpu", "wall", "faults", "syncs");
+	for (size_t i = 0; i < NVARIANTS; i++) {
+		names[i] = variants[i].name;
+		base_rows |= (unsigned)listed(bases, names[i]) << i;
+	}
 	for (int load = 0; load < 2; load++) {
 		pid_t loader;
 
-		if (strstr(loads, load ? "copy" : "none") == NULL)
+		if (!listed(loads, load ? "copy" : "none"))
 			continue;
 		loader = load ? start_copy_load() : 0;
 		for (int prealloc = 1; prealloc >= 0; prealloc--) {
-			if (strstr(files, prealloc ? "prealloc" : "empty") == NULL)
+			if (!listed(files, prealloc ? "prealloc" : "empty"))
 				continue;
+			rounds_init(&t, rounds, (int)NVARIANTS, names,
+				    (int)(sizeof(metrics) / sizeof(metrics[0])), metrics);
 			for (int round = 0; round < rounds; round++)
 				for (size_t j = 0; j < NVARIANTS; j++) {
 					/* Odd rounds forward, even rounds reversed: no variant always runs first. */
-					size_t i = round % 2 ? NVARIANTS - 1 - j : j;
-					const struct variant *v = &variants[i];
-					struct result *r = &res[round][i];
+					const struct variant *v =
+						&variants[round % 2 ? NVARIANTS - 1 - j : j];
 
-					if (!wanted(v))
-						continue;
-					*r = measure(v, prealloc);
-					if (r->err != 0) {
-						printf("%-10s %-8s %-5s %5d %s\n", v->name,
-						       prealloc ? "prealloc" : "empty",
-						       load ? "copy" : "none", round + 1,
-						       r->err == EOPNOTSUPP ? "n/a: MAP_SYNC refused here"
-									    : strerror(r->err));
-						continue;
-					}
-					printf("%-10s %-8s %-5s %5d %9.1f %9.1f %9.1f %9.1f %9.1f %9.2f "
-					       "%9.2f %8llu "
-					       "%8llu\n",
-					       v->name, prealloc ? "prealloc" : "empty",
-					       load ? "copy" : "none", round + 1, r->min, r->avg, r->p50,
-					       r->p99, r->max, r->cpu, r->wall, r->faults, r->syncs);
-					fflush(stdout);
-					if (histograms) {
-						char label[96];
-
-						snprintf(label, sizeof(label),
-							 "%s, %s file, load %s:", v->name,
-							 prealloc ? "preallocated" : "empty",
-							 load ? "copy" : "none");
-						print_hist(label, r);
-					}
+					if (wanted(v))
+						one_row(v, prealloc, load, round, &t);
 				}
-			if (rounds > 1)
-				summary(res, prealloc, load);
+			if (rounds < 2)
+				continue;
+			printf("# summary: %s file, load %s, %d rounds; median [min-max] over the rounds "
+			       "(us; "
+			       "ratios: same round)\n",
+			       prealloc ? "prealloc" : "empty", load ? "copy" : "none", rounds);
+			rounds_print(&t, base_rows);
 		}
 		if (load)
 			stop_load(loader);

@@ -53,19 +53,17 @@ host() { # NAME CMD...
 # Two ext4 file systems on loop devices over /dev/shm, one made with
 # fast_commit, the same faults and append runs on each in alternating order.
 fastcommit() {
-	local tmp img dir pass
+	local tmp img dir pass fs cleanup
 	tmp=$(mktemp -d /tmp/bench-fc.XXXXXX)
-	# shellcheck disable=SC2064 # expand now: tmp is local
-	trap "umount -q '$tmp'/nofc '$tmp'/fc 2>/dev/null; rm -rf '$tmp' /dev/shm/$(basename "$tmp")-*.img" EXIT
+	cleanup="umount -q '$tmp'/nofc '$tmp'/fc 2>/dev/null; rm -rf '$tmp' /dev/shm/$(basename "$tmp")-*.img"
+	# shellcheck disable=SC2064 # expand now: cleanup is local
+	trap "$cleanup" EXIT
 	for fs in nofc fc; do
 		img=/dev/shm/$(basename "$tmp")-$fs.img
 		mkdir -p "$tmp/$fs"
 		truncate -s 1G "$img"
-		if [ "$fs" = fc ]; then
-			mkfs.ext4 -q -F -m 0 -O fast_commit "$img" >/dev/null
-		else
-			mkfs.ext4 -q -F -m 0 "$img" >/dev/null
-		fi
+		# shellcheck disable=SC2046 # no words or one: -O fast_commit
+		mkfs.ext4 -q -F -m 0 $([ "$fs" = fc ] && echo "-O fast_commit") "$img" >/dev/null
 		mount -o loop,commit=60 "$img" "$tmp/$fs"
 	done
 	echo "# ext4 without (nofc) and with (fc) fast_commit: mkfs.ext4 -q -F -m 0 [-O fast_commit]," \
@@ -102,8 +100,7 @@ fastcommit() {
 				printf "%-32s %.3f [%.3f-%.3f]\n", k, med, x[1], x[n]
 			}
 		}' "$tmp/log" | sort
-	umount "$tmp/nofc" "$tmp/fc"
-	rm -rf "$tmp" /dev/shm/"$(basename "$tmp")"-*.img
+	eval "$cleanup"
 	trap - EXIT
 }
 
