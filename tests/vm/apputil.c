@@ -180,26 +180,24 @@ struct au_plan au_plan_args(int argc, char **argv, long max, long mark_run)
 		.crash = au_num(argc, argv, "crash", -1, 0, max),
 		.mark = au_num(argc, argv, "mark", -1, 0, max),
 		.mark_run = mark_run,
-		.lead = au_arg(argc, argv, "lead", NULL) != NULL,
-		.follow = au_arg(argc, argv, "follow", NULL) != NULL,
+		.lead = au_arg(argc, argv, "lead", NULL),
+		.follow = au_arg(argc, argv, "follow", NULL),
 		.seed = strtoull(au_arg(argc, argv, "seed", "1"), NULL, 0),
 	};
 }
 
-void au_plan_start(struct au_plan *p, int argc, char **argv)
+void au_plan_start(struct au_plan *p)
 {
-	const char *lead = au_arg(argc, argv, "lead", NULL), *follow = au_arg(argc, argv, "follow", NULL);
-
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	if (p->crash >= 0)
 		au_crash_init();
-	if (lead != NULL || follow != NULL)
-		p->step = au_step_map(lead != NULL ? lead : follow);
+	if (p->lead != NULL || p->follow != NULL)
+		p->step = au_step_map(p->lead != NULL ? p->lead : p->follow);
 }
 
 void au_before(struct au_plan *p, long i)
 {
-	while (p->follow && p->step[0] <= (uint64_t)i && p->step[1] == 0)
+	while (p->follow != NULL && p->step[0] <= (uint64_t)i && p->step[1] == 0)
 		nanosleep(&(struct timespec){0, 1000000}, NULL);
 	if (p->crash == i && strcmp(p->stage, "timer") == 0)
 		au_crash_after(
@@ -210,7 +208,7 @@ void au_before(struct au_plan *p, long i)
 void au_acked(const struct au_plan *p, long k)
 {
 	printf("SMVM: p %s %ld\n", p->tag, k);
-	if (p->lead)
+	if (p->lead != NULL)
 		p->step[0] = (uint64_t)k;
 	if (p->crash == k && strcmp(p->stage, "acked") == 0)
 		au_crash_now("acked", k);
@@ -226,7 +224,7 @@ void au_acked(const struct au_plan *p, long k)
 
 void au_done(const struct au_plan *p, long n)
 {
-	if (p->lead)
+	if (p->lead != NULL)
 		p->step[1] = 1;
 	printf("SMVM: done %s %ld\n", p->tag, n);
 	for (;;)

@@ -47,11 +47,11 @@ volatile uint64_t *au_step_map(const char *path);
  * mark=K, and lead=FILE or follow=FILE for two writers in step. */
 struct au_plan {
 	const char *tag, *stage;
-	long crash, mark; /* step to crash at, step the host's kill aims at; -1: none */
-	long mark_run;	  /* steps written after the mark before waiting for the kill */
-	int lead, follow;
-	volatile uint64_t *step; /* [0]: the leader's steps done, [1]: the leader has finished */
-	uint64_t seed, spent;	 /* spent: ns inside the steps so far (the caller adds) */
+	long crash, mark;	   /* step to crash at, step the host's kill aims at; -1: none */
+	long mark_run;		   /* steps written after the mark before waiting for the kill */
+	const char *lead, *follow; /* the step counter's file when leading or following, else NULL */
+	volatile uint64_t *step;   /* [0]: the leader's steps done, [1]: the leader has finished */
+	uint64_t seed, spent;	   /* spent: ns inside the steps so far (the caller adds) */
 };
 
 /* The plan from tag=, seed=, crash=, stage= (default acked), mark= (steps
@@ -60,7 +60,7 @@ struct au_plan au_plan_args(int argc, char **argv, long max, long mark_run);
 
 /* Line-buffered output for the host, the crash trigger if one is planned,
  * the step counter if two writers go in step. */
-void au_plan_start(struct au_plan *p, int argc, char **argv);
+void au_plan_start(struct au_plan *p);
 
 /* Before step i: a follower waits until the leader is past it (or done);
  * at crash=i with stage=timer, the reset is armed to land a random delay

@@ -166,7 +166,7 @@ static int cmd_write(int argc, char **argv)
 		fprintf(stderr, "usage: lmdb-crash write dir=DIR seed=S txns=N [...]\n");
 		return 2;
 	}
-	au_plan_start(&plan, argc, argv);
+	au_plan_start(&plan);
 	env = open_env(dir, flags, NULL);
 	/* The environment's files exist before the first commit: a check that
 	 * cannot open it later counts a loss, not a set-up artefact. */

@@ -191,7 +191,7 @@ static int cmd_write(int argc, char **argv)
 		fprintf(stderr, "usage: pmlog-crash write log=FILE seed=S records=N [...]\n");
 		return 2;
 	}
-	au_plan_start(&plan, argc, argv);
+	au_plan_start(&plan);
 	l = open_for_write(file, chunk, tag, au_arg(argc, argv, "mode", NULL),
 			   au_arg(argc, argv, "persist", NULL));
 	for (long i = 0; i < n; i++) {
